@@ -1,0 +1,124 @@
+"""The ``migcompat`` command line.
+
+Why: release engineers and CI drive migcompat from a shell. Every command reads
+its inputs, calls the sans-IO core, and maps the outcome to a documented exit
+code: 0 success / compatible, 1 incompatibility found, 2 usage or input error.
+Input errors are one line naming the section, field path and byte offset -- never
+a traceback -- and nothing is written to an output file on failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from harness import render, stream
+from harness.errors import MigcompatError
+
+EXIT_OK = 0
+EXIT_INCOMPATIBLE = 1
+EXIT_USAGE = 2
+
+
+def _fail(message: str) -> None:
+    click.echo(f"migcompat: error: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def _read(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        _fail(f"cannot read {path}: {error.strerror}")
+        raise AssertionError from None  # unreachable: _fail exits
+
+
+def _resolver() -> stream.Resolver:
+    from devices import resolve_section
+
+    return resolve_section
+
+
+def _write_atomically(path: str, data: bytes) -> None:
+    """Write through a temporary file so a failure leaves no partial output."""
+    target = Path(path)
+    directory = target.parent if str(target.parent) else Path(".")
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="migcompat")
+def cli() -> None:
+    """Compatibility test harness and fuzzer for VM migration streams.
+
+    Exit codes: 0 success, 1 incompatibility found, 2 usage or input error.
+    """
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["auto", "qemu", "ber"]), default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the decoded stream as JSON.")
+def inspect(file: str, fmt: str, as_json: bool) -> None:
+    """Decode a migration stream and show its sections and device fields."""
+    data = _read(file)
+    try:
+        fmt, decoded = stream.parse(data, _resolver(), fmt)
+    except MigcompatError as error:
+        _fail(f"{file}: {error}")
+        return
+    if as_json:
+        click.echo(json.dumps(render.stream_json(fmt, decoded, len(data)), indent=2))
+    else:
+        click.echo(render.stream_text(fmt, decoded, len(data)))
+
+
+@cli.command()
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.argument("target", type=click.Path(dir_okay=False))
+@click.option("--to", "to", type=click.Choice(["qemu", "ber"]), required=True, help="Wire format to write.")
+def convert(source: str, target: str, to: str) -> None:
+    """Convert a whole stream between QEMU's format and BER."""
+    data = _read(source)
+    resolve = _resolver()
+    try:
+        _, decoded = stream.parse(data, resolve)
+        out = stream.encode_qemu(decoded, resolve) if to == "qemu" else stream.encode_ber(decoded, resolve)
+    except MigcompatError as error:
+        _fail(f"{source}: {error}")
+        return
+    try:
+        _write_atomically(target, out)
+    except OSError as error:
+        _fail(f"cannot write {target}: {error.strerror}")
+    click.echo(f"wrote {len(out)} bytes ({to}) to {target}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable results.")
+@click.option("--quick", is_flag=True, help="Fewer rounds: a smoke run, not a measurement.")
+def bench(as_json: bool, quick: bool) -> None:
+    """Benchmark the codecs side by side and print ops/s and ratios."""
+    from harness import bench as benchmark
+
+    sys.exit(benchmark.main(as_json, quick))
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()
