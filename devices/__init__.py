@@ -2,17 +2,46 @@
 
 Why: the harness, the stream parser and the matrix need one place that says
 which devices exist, their releases, and which stream sections they decode.
-Adding a device is one new module and one line in :data:`DEVICE_MODULES`.
+Adding a device is one new module defining ``DEVICE`` and one line in
+:data:`DEVICE_MODULES`.
 """
 
 from __future__ import annotations
 
+import importlib
+from functools import cache
+
+from devices.base import Device, Release
 from harness.stream import SectionCodec
 
-#: Modules under ``devices`` that define a device (filled as devices are added).
-DEVICE_MODULES: tuple[str, ...] = ()
+#: Modules under ``devices`` that each define ``DEVICE``.
+DEVICE_MODULES: tuple[str, ...] = ("slirp", "virtio")
+
+
+@cache
+def registry() -> dict[str, Device]:
+    """Every device by name, in registration order."""
+    devices: dict[str, Device] = {}
+    for module_name in DEVICE_MODULES:
+        device: Device = importlib.import_module(f"devices.{module_name}").DEVICE
+        devices[device.name] = device
+    return devices
+
+
+def get(name: str) -> Device:
+    try:
+        return registry()[name]
+    except KeyError:
+        raise KeyError(f"unknown device {name!r} (known: {', '.join(registry())})") from None
 
 
 def resolve_section(idstr: str, version: int) -> SectionCodec | None:
     """The codec that decodes a stream section, or None to carry it opaque."""
+    for device in registry().values():
+        codec = device.codec(idstr, version)
+        if codec is not None:
+            return codec
     return None
+
+
+__all__ = ["DEVICE_MODULES", "Device", "Release", "get", "registry", "resolve_section"]

@@ -68,12 +68,19 @@ def state_lines(value: Any, indent: str = "    ") -> list[str]:
             else:
                 lines.append(f"{indent}{key}: {_scalar(item) if not isinstance(item, (dict, list)) else item}")
     elif isinstance(value, list):
-        for index, item in enumerate(value):
+        index = 0
+        while index < len(value):
+            item = value[index]
+            run = index + 1
+            while run < len(value) and value[run] == item:
+                run += 1
+            label = f"[{index}]" if run == index + 1 else f"[{index}..{run - 1}] ({run - index} identical)"
             if isinstance(item, (dict, list)):
-                lines.append(f"{indent}[{index}]:")
+                lines.append(f"{indent}{label}:")
                 lines.extend(state_lines(item, indent + "  "))
             else:
-                lines.append(f"{indent}[{index}]: {_scalar(item)}")
+                lines.append(f"{indent}{label}: {_scalar(item)}")
+            index = run
     return lines
 
 

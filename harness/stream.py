@@ -53,8 +53,23 @@ BER_FORMAT_VERSION = 1
 class SectionCodec(Protocol):
     """Knows one section's body: reads and writes it through any visitor."""
 
-    #: Registry name of the device the section belongs to.
-    device: str
+    @property
+    def device(self) -> str:
+        """Registry name of the device the section belongs to."""
+
+    @property
+    def layout(self) -> tuple[int, ...]:
+        """Numbers that fix the section's layout and are not carried in a form a
+        reader can use before it needs them (virtio-pci's MSI-X vector count is
+        inside the PCI config space). Carried in the BER envelope."""
+
+    def for_legacy_bytes(self, data: bytes, start: int, end: int, footer: bytes) -> SectionCodec | None:
+        """The codec specialised to the legacy section body starting at
+        ``start``, which ends before ``end`` and is followed by ``footer``; None
+        when the body does not fit this codec."""
+
+    def for_layout(self, layout: tuple[int, ...]) -> SectionCodec | None:
+        """The codec for a layout recorded earlier, or None when impossible."""
 
     def load(self, visitor: Visitor, version: int) -> dict[str, Any]: ...
 
@@ -71,6 +86,13 @@ class DescriptionCodec:
 
     device: str
     description: vmstate.Description
+    layout: tuple[int, ...] = ()
+
+    def for_legacy_bytes(self, data: bytes, start: int, end: int, footer: bytes) -> SectionCodec | None:
+        return self
+
+    def for_layout(self, layout: tuple[int, ...]) -> SectionCodec | None:
+        return self if not layout else None
 
     def load(self, visitor: Visitor, version: int) -> dict[str, Any]:
         return vmstate.load(visitor, self.description, version)
@@ -97,6 +119,8 @@ class Record:
     device: str | None = None
     #: The legacy body bytes when the section is opaque.
     raw: bytes = b""
+    #: The decoding codec's layout numbers (see :attr:`SectionCodec.layout`).
+    layout: tuple[int, ...] = ()
 
     @property
     def label(self) -> str:
@@ -234,12 +258,18 @@ def _read_body(
     if record.kind == SECTION_FULL:
         codec = resolve(record.idstr, record.version_id)
         if codec is not None:
+            size = sizes.get((record.idstr, record.instance_id))
+            end = reader.position + size if size is not None else limit
+            footer = bytes((FOOTER,)) + record.section_id.to_bytes(4, "big")
+            codec = codec.for_legacy_bytes(reader.data, reader.position, min(end + len(footer), limit), footer)
+        if codec is not None:
             visitor = QemuFileInputVisitor(reader.data, reader.position, end=limit)
             try:
                 record.state = codec.load(visitor, record.version_id)
             except DecodeError as error:
                 raise vmstate.decode_error_path(error, record.label) from None
             record.device = codec.device
+            record.layout = codec.layout
             reader.position = visitor.position
             return
         size = sizes.get((record.idstr, record.instance_id))
@@ -275,10 +305,16 @@ def encode_qemu(stream: MigrationStream, resolve: Resolver = no_devices) -> byte
     return bytes(out)
 
 
-def _codec_for(record: Record, resolve: Resolver) -> SectionCodec:
+def _codec_for(record: Record, resolve: Resolver, offset: int | None = None) -> SectionCodec:
     codec = resolve(record.idstr, record.version_id)
+    if codec is not None:
+        codec = codec.for_layout(record.layout)
     if codec is None:
-        raise MalformedInput(f"no device model for decoded section '{record.label}'", path=record.label)
+        raise MalformedInput(
+            f"no device model for section '{record.label}' with layout {list(record.layout)}",
+            offset=offset,
+            path=record.label,
+        )
     return codec
 
 
@@ -341,10 +377,14 @@ def _visit_record(visitor: Visitor, old: Record, resolve: Resolver, names: dict[
         record.idstr = names.get(record.section_id, "")
     decoded = visitor.visit_bool("decoded", old.state is not None)
     if decoded:
-        codec = resolve(record.idstr, record.version_id)
-        if codec is None:
-            offset, path = visitor.where()
-            raise MalformedInput(f"no device model for section '{record.label}'", offset=offset, path=path)
+        layout = old.layout
+        visitor.start_list("layout", _RECORD_LIST, -1 if visitor.is_input else len(layout))
+        numbers: list[int] = []
+        while visitor.next_list(len(numbers) < len(layout)):
+            numbers.append(visitor.visit_uint32("", layout[len(numbers)] if len(numbers) < len(layout) else 0))
+        visitor.end_list()
+        record.layout = tuple(numbers)
+        codec = _codec_for(record, resolve, visitor.where()[0])
         if visitor.is_input:
             record.state = codec.load(visitor, record.version_id)
         else:

@@ -48,6 +48,10 @@ class Framing:
     #: Terminator after the last element for SENTINEL framing; None means the
     #: list ends at the first byte that is not the marker, which stays unread.
     terminator: int | None = None
+    #: With no terminator: the marker must also be followed by a length-prefixed
+    #: name starting with this prefix, or the list ends there, unread -- QEMU's
+    #: rule that hands a subsection back to the enclosing description.
+    name_prefix: str | None = None
 
 
 KNOWN_LENGTH = Framing()

@@ -33,7 +33,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Union
 
 from harness.errors import DecodeError, DescriptionError, EncodeError, InvalidState, LoadRefused, MalformedInput
 from harness.visitor import INTEGER_KINDS, KNOWN_LENGTH, Framing, ListFraming, Visitor, integer_range
@@ -108,8 +108,15 @@ class Array:
     element: FieldType
     length: int | FieldRef | None = None
     framing: Framing = KNOWN_LENGTH
+    #: Most elements a destination accepts (QEMU's VIRTIO_QUEUE_MAX check);
+    #: more is an impossible state, refused before the elements are read.
+    max_length: int | None = None
+    #: The refusal's message; ``{count}`` and ``{maximum}`` are filled in.
+    max_message: str = "{count} elements exceed the maximum of {maximum}"
 
     def __post_init__(self) -> None:
+        if self.max_length is not None and self.max_length < 0:
+            raise DescriptionError("max_length must not be negative")
         known = self.framing.kind is ListFraming.KNOWN
         if known != (self.length is not None):
             raise DescriptionError("an array has a known length exactly when its framing is KNOWN")
@@ -124,7 +131,7 @@ class Array:
         return []
 
 
-FieldType = Scalar | Buffer | Struct | Array
+FieldType = Union[Scalar, Buffer, Struct, Array, "Description"]
 
 
 def _default_of(kind: FieldType) -> Any:
@@ -133,12 +140,26 @@ def _default_of(kind: FieldType) -> Any:
 
 @dataclass(frozen=True)
 class Field:
-    """One member: a name, a type, and the first stream version that carries it."""
+    """One member: a name, a type, and the stream versions that carry it.
+
+    The field is on the wire when ``since <= version`` and (if ``until`` is set)
+    ``version < until`` -- QEMU's field version and its ``field_exists`` tests
+    such as slirp's "older than v4" -- and, if ``when`` is set, when the earlier
+    field ``when[0]`` holds the value ``when[1]`` (slirp writes an IPv4 address
+    only for the IPv4 family). Absent fields take their default.
+    """
 
     name: str
     type: FieldType
     since: int = 0
     default: Any = None
+    until: int | None = None
+    when: tuple[str, int] | None = None
+
+    def present(self, version: int | None, siblings: Mapping[str, Any]) -> bool:
+        if version is not None and (self.since > version or (self.until is not None and version >= self.until)):
+            return False
+        return self.when is None or siblings.get(self.when[0]) == self.when[1]
 
     def default_value(self) -> Any:
         return _default_of(self.type) if self.default is None else self.default
@@ -198,8 +219,18 @@ class Description:
                 raise DescriptionError(f"{self.name}: subsection {sub.name!r} clashes with a field name")
             self._by_subsection[sub.name] = sub
 
+    @property
+    def subsection_framing(self) -> Framing:
+        """QEMU's subsection framing for this description: 0x05 before each, and a
+        subsection whose name does not start with this description's name ends
+        the list unread (it belongs to an enclosing description)."""
+        return Framing(ListFraming.SENTINEL, marker=0x05, terminator=None, name_prefix=self.name)
+
     def subsection(self, name: str) -> Subsection | None:
         return self._by_subsection.get(name)
+
+    def default(self) -> State:
+        return self.defaults()
 
     def defaults(self) -> State:
         """The state a destination starts from: every field at its default."""
@@ -225,6 +256,12 @@ def _check_fields(owner: str, fields: tuple[Field, ...], version_id: int | None)
                 raise DescriptionError(f"{owner}.{f.name}: length field {ref.name!r} is newer than the field")
             if ref.scale < 1:
                 raise DescriptionError(f"{owner}.{f.name}: length scale must be positive")
+        if f.when is not None:
+            target = seen.get(f.when[0])
+            if target is None or not (isinstance(target.type, Scalar) and target.type.kind in INTEGER_KINDS):
+                raise DescriptionError(f"{owner}.{f.name}: condition field {f.when[0]!r} is not an earlier integer")
+        if f.until is not None and f.until <= f.since:
+            raise DescriptionError(f"{owner}.{f.name}: until={f.until} is not after since={f.since}")
         if isinstance(f.type, Buffer) and isinstance(f.type.size, int) and f.type.size < 0:
             raise DescriptionError(f"{owner}.{f.name}: negative buffer size")
         seen[f.name] = f
@@ -251,20 +288,27 @@ def _resolve(length: int | FieldRef, siblings: Mapping[str, Any]) -> int:
     return int(siblings[length.name]) * length.scale
 
 
-def _walk_type(visitor: Visitor, kind: FieldType, name: str, value: Any, siblings: Mapping[str, Any]) -> Any:
+def _walk_type(
+    visitor: Visitor, kind: FieldType, name: str, value: Any, siblings: Mapping[str, Any], version: int | None
+) -> Any:
     if isinstance(kind, Scalar):
         return getattr(visitor, kind.method)(name, value)
     if isinstance(kind, Buffer):
         return visitor.visit_buffer(name, value, _resolve(kind.size, siblings))
     if isinstance(kind, Struct):
         visitor.start_struct(name)
-        result = _walk_fields(visitor, kind.fields, value, version=None)
+        result = _walk_fields(visitor, kind.fields, value, version)
         visitor.end_struct()
         return result
-    return _walk_array(visitor, kind, name, value, siblings)
+    if isinstance(kind, Description):
+        # QEMU's VMS_STRUCT with a vmsd: its own version, its own subsections.
+        return walk(visitor, kind, value, kind.version_id)
+    return _walk_array(visitor, kind, name, value, siblings, version)
 
 
-def _walk_array(visitor: Visitor, kind: Array, name: str, values: list[Any], siblings: Mapping[str, Any]) -> list[Any]:
+def _walk_array(
+    visitor: Visitor, kind: Array, name: str, values: list[Any], siblings: Mapping[str, Any], version: int | None
+) -> list[Any]:
     expected = -1 if kind.length is None else _resolve(kind.length, siblings)
     if visitor.is_input:
         count = expected
@@ -273,28 +317,40 @@ def _walk_array(visitor: Visitor, kind: Array, name: str, values: list[Any], sib
         if expected >= 0 and count != expected:
             _offset, path = visitor.where()
             raise EncodeError(f"array has {count} elements, its length says {expected}", f"{path}/{name}")
-    visitor.start_list(name, kind.framing, count)
+    count = visitor.start_list(name, kind.framing, count)
+    maximum = kind.max_length
+    if maximum is not None and visitor.is_input and count > maximum:
+        refuse_count(visitor, kind, name, count)
     element = kind.element
     default = None
     result: list[Any] = []
     index = 0
     while visitor.next_list(index < len(values)):
+        if maximum is not None and index >= maximum:
+            refuse_count(visitor, kind, name, index + 1)
         if index < len(values):
             old = values[index]
         else:
             if default is None:
                 default = _default_of(element)
             old = default
-        result.append(_walk_type(visitor, element, "", old, siblings))
+        result.append(_walk_type(visitor, element, "", old, siblings, version))
         index += 1
     visitor.end_list()
     return result
 
 
+def refuse_count(visitor: Visitor, kind: Array, name: str, count: int) -> None:
+    """Refuse a list longer than its description's ``max_length``."""
+    offset, path = visitor.where()
+    message = kind.max_message.format(count=count, maximum=kind.max_length)
+    raise InvalidState(message, offset=offset, path=path or name)
+
+
 def _walk_fields(visitor: Visitor, fields: tuple[Field, ...], state: Mapping[str, Any], version: int | None) -> State:
     out: State = {}
     for f in fields:
-        if version is not None and f.since > version:
+        if not f.present(version, out):
             out[f.name] = f.default_value()
             continue
         try:
@@ -302,7 +358,7 @@ def _walk_fields(visitor: Visitor, fields: tuple[Field, ...], state: Mapping[str
         except KeyError:
             _offset, path = visitor.where()
             raise EncodeError(f"state has no field '{f.name}'", path) from None
-        out[f.name] = _walk_type(visitor, f.type, f.name, value, out)
+        out[f.name] = _walk_type(visitor, f.type, f.name, value, out, version)
     return out
 
 
@@ -321,17 +377,23 @@ def walk(visitor: Visitor, description: Description, state: Mapping[str, Any], v
     out = _walk_fields(visitor, description.fields, state, min(version, description.version_id))
     _walk_subsections(visitor, description, state, out)
     visitor.end_struct(allow_trailing=accept_newer)
-    if visitor.is_input and description.validate is not None:
-        for name, problem in description.validate(out):
-            offset, path = visitor.where()
-            path = f"{path}/{description.name}/{name}" if path else f"{description.name}/{name}"
-            raise InvalidState(problem, offset=offset, path=path)
+    check_loaded(visitor, description, out)
     return out
+
+
+def check_loaded(visitor: Visitor, description: Description, state: State) -> None:
+    """Post-load validation: the first problem becomes an :class:`InvalidState`."""
+    if not visitor.is_input or description.validate is None:
+        return
+    for name, problem in description.validate(state):
+        offset, path = visitor.where()
+        path = f"{path}/{description.name}/{name}" if path else f"{description.name}/{name}"
+        raise InvalidState(problem, offset=offset, path=path)
 
 
 def _walk_subsections(visitor: Visitor, description: Description, state: Mapping[str, Any], out: State) -> None:
     present = [] if visitor.is_input else [s for s in description.subsections if s.is_needed(state)]
-    visitor.start_list("subsections", SUBSECTION_FRAMING, -1 if visitor.is_input else len(present))
+    visitor.start_list("subsections", description.subsection_framing, -1 if visitor.is_input else len(present))
     index = 0
     while visitor.next_list(index < len(present)):
         sub = present[index] if index < len(present) else None

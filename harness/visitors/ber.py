@@ -235,7 +235,7 @@ class BerOutputVisitor(PathTracker, Visitor):
 
 
 # Indexes into an input frame (the PathTracker entry, extended).
-_NAME, _INDEX, _END, _SIGNATURE, _MEMBER, _EXPECTED, _IS_LIST = range(7)
+_NAME, _INDEX, _END, _SIGNATURE, _MEMBER, _EXPECTED, _IS_LIST, _SKIPPED = range(8)
 _INDEFINITE = -1
 
 
@@ -446,6 +446,17 @@ class BerInputVisitor(PathTracker, Visitor):
                 MismatchDetected, f"the stream's struct has no member '{name}' (it has {len(signature)})", name
             )
         sent_name, sent_code = signature[index]
+        if sent_name != name and index + 1 < len(signature) and signature[-1][0] == name:
+            # Members the destination does not read sit before the struct's last
+            # member (a description ends with its subsection list, after any
+            # fields a newer source appended): skip them now; end_struct decides
+            # whether skipping them was allowed.
+            skipped = signature[index:-1]
+            for skipped_name, _code in skipped:
+                self._skip(skipped_name, 0)
+            frame[_SKIPPED] = skipped
+            index = len(signature) - 1
+            sent_name, sent_code = signature[index]
         if sent_name != name:
             raise self._fail(
                 MismatchDetected,
@@ -495,7 +506,8 @@ class BerInputVisitor(PathTracker, Visitor):
             self.position = start
             raise self._fail(MismatchDetected, f"found {_describe_tag(tag)} where a SEQUENCE ({code}) expected", name)
         self._push(name, index)
-        self._stack[-1].extend((content + length if length != _INDEFINITE else _INDEFINITE, (), 0, -1, code == "list"))
+        end = content + length if length != _INDEFINITE else _INDEFINITE
+        self._stack[-1].extend((end, (), 0, -1, code == "list", ()))
         return start
 
     def _close(self, allow_trailing: bool) -> None:
@@ -503,7 +515,7 @@ class BerInputVisitor(PathTracker, Visitor):
         end: int = frame[_END]  # type: ignore[assignment]
         signature: tuple[tuple[str, str], ...] = frame[_SIGNATURE]  # type: ignore[assignment]
         read: int = frame[_MEMBER]  # type: ignore[assignment]
-        unread = signature[read:] if not frame[_IS_LIST] else ()
+        unread = frame[_SKIPPED] + signature[read:] if not frame[_IS_LIST] else ()  # type: ignore[operator]
         if unread and not allow_trailing:
             names = ", ".join(member for member, _ in unread)
             raise self._fail(MismatchDetected, f"the stream has member(s) the destination does not read: {names}")

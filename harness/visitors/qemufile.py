@@ -212,6 +212,12 @@ class QemuFileInputVisitor(PathTracker, Visitor):
                     return False
                 raise self._fail(TruncatedInput, "input ends inside a marker-framed list")
             byte = self._data[self.position]
+            if (
+                byte == framing.marker
+                and framing.name_prefix is not None
+                and not self._name_follows(framing.name_prefix)
+            ):
+                return False
             if byte == framing.marker:
                 self.position += 1
                 has_more = True
@@ -229,6 +235,16 @@ class QemuFileInputVisitor(PathTracker, Visitor):
         if has_more:
             entry[1] = index + 1
         return has_more
+
+    def _name_follows(self, prefix: str) -> bool:
+        """Whether the marker at the current position is followed by a
+        length-prefixed name that starts with ``prefix`` (peeked, not consumed)."""
+        wanted = prefix.encode()
+        start = self.position + 1
+        if start >= self._end:
+            return False
+        size = self._data[start]
+        return size > len(wanted) and self._data[start + 1 : start + 1 + len(wanted)] == wanted
 
     def end_list(self) -> None:
         self._stack.pop()

@@ -1,0 +1,86 @@
+"""What a reference device is: releases, a state model, strategies, and both visit forms.
+
+Why: the matrix, the stream parser, the golden streams and the fuzzers all need
+the same few things from a device. Keeping them in one small dataclass means a
+third device is one new module that builds a :class:`Device`, plus one line in
+:data:`devices.DEVICE_MODULES`.
+
+A device carries each of its releases in the two forms of the seed: the
+declarative :class:`~harness.vmstate.Description` (phase 2) and the old-style
+visit function, a mechanical ``qemu_put_*`` -> ``visit_*`` conversion (phase 1).
+Tests hold them to identical bytes and values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from harness.stream import DescriptionCodec, SectionCodec
+from harness.visitor import Visitor
+from harness.vmstate import Description, State
+
+if TYPE_CHECKING:
+    from hypothesis.strategies import SearchStrategy
+
+#: The phase-1 form: ``visit(visitor, state, version) -> state``, value-returning
+#: like the visitors, written field by field in wire order.
+LegacyVisit = Callable[[Visitor, Mapping[str, Any], int], State]
+
+
+@dataclass(frozen=True)
+class Release:
+    """A device as one release shipped it."""
+
+    #: The release's name (``v1`` .. ``v4``, ``qemu-2.4`` ...), unique per device.
+    name: str
+    description: Description
+    legacy: LegacyVisit
+    #: Free text: what changed in this release and where the facts come from.
+    notes: str = ""
+
+    @property
+    def version_id(self) -> int:
+        return self.description.version_id
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str
+    summary: str
+    #: Oldest first; the last is the newest.
+    releases: tuple[Release, ...]
+    #: Hypothesis strategy of valid states for a release.
+    strategy: Callable[[Release], SearchStrategy[State]]
+    #: Whether a stream section (by idstr) holds this device's state.
+    matches_section: Callable[[str], bool] = lambda idstr: False
+    #: Builds the codec for a matching section at a stream version; by default
+    #: the newest release whose description accepts that version.
+    section_codec: Callable[[str, int], SectionCodec | None] | None = None
+    _by_name: dict[str, Release] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for release in self.releases:
+            self._by_name[release.name] = release
+
+    def release(self, name: str) -> Release:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            known = ", ".join(self._by_name)
+            raise KeyError(f"device {self.name} has no release {name!r} (known: {known})") from None
+
+    @property
+    def newest(self) -> Release:
+        return self.releases[-1]
+
+    def codec(self, idstr: str, version: int) -> SectionCodec | None:
+        if not self.matches_section(idstr):
+            return None
+        if self.section_codec is not None:
+            return self.section_codec(idstr, version)
+        newest = self.newest.description
+        if newest.minimum_version_id <= version <= newest.version_id:
+            return DescriptionCodec(self.name, newest)
+        return None

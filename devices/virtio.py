@@ -1,0 +1,540 @@
+"""virtio: the generic virtio device state over the virtio-pci and virtio-mmio transports.
+
+Why: every virtio device (net, blk, ...) migrates the same generic part --
+status, isr, queue_sel, features, config space, and per queue its ring size,
+descriptor address and last_avail_idx -- wrapped by its transport's state and
+followed by the ``virtio`` subsections QEMU added release by release. It is the
+state QEMU's 2013-2014 migration-load CVEs were about, so the reference model
+rejects what those fixes reject.
+
+Layout facts (QEMU 7.2 ``hw/virtio/virtio.c`` ``virtio_save``,
+``hw/virtio/virtio-pci.c``, ``hw/virtio/virtio-mmio.c``), confirmed byte for byte
+against the captures in ``corpora/qemu-7.2``:
+
+1. transport: virtio-pci writes the PCIDevice record (be32 version 2, the
+   256-byte config space, 4 x be32 irq state), the MSI-X table (16 bytes per
+   vector), its pending bits ((vectors + 7) / 8 bytes) and the be16 config
+   vector; virtio-mmio writes 3 x be32 (host features select, guest features
+   select, guest page shift);
+2. generic: u8 status, u8 isr, be16 queue_sel, be32 guest features (low half),
+   be32 config length + config bytes, be32 queue count, then per queue be32 ring
+   size, [mmio: be32 alignment], be64 descriptor address, be16 last_avail_idx,
+   [pci: be16 MSI-X vector];
+3. the device's own state (virtio-net's MAC table, virtio-blk's in-flight
+   requests), which migcompat carries as exact opaque bytes;
+4. the subsections of QEMU's ``vmstate_virtio`` (all per-queue arrays have
+   VIRTIO_QUEUE_MAX = 1024 entries), ``virtio/extra_state`` holding the
+   transport's ``virtio_pci/modern_state``.
+
+The release history follows QEMU's: VIRTIO_QUEUE_MAX was 64 until 2.4, and the
+subsections arrived over time (device_endian 2.2; 64bit_features and virtqueues
+2.4; ringsize, broken and extra_state 2.7; started, packed_virtqueues and
+disabled by 4.2, unchanged through 7.2). The section version (virtio-net's
+wrapper, 11) never changed: releases differ by subsections, which is exactly
+why an older QEMU refuses a newer stream only when a new subsection is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from hypothesis import strategies as st
+
+from devices.base import Device, LegacyVisit, Release
+from harness.errors import DecodeError, LoadRefused
+from harness.strategies import states
+from harness.stream import SectionCodec
+from harness.visitor import KNOWN_LENGTH, Framing, ListFraming, Visitor
+from harness.visitors.qemufile import QemuFileInputVisitor
+from harness.vmstate import (
+    Array,
+    Buffer,
+    Description,
+    Field,
+    FieldRef,
+    Scalar,
+    State,
+    Struct,
+    Subsection,
+    check_loaded,
+    load,
+    refuse_count,
+    walk,
+)
+
+VIRTIO_QUEUE_MAX = 1024
+VIRTIO_QUEUE_MAX_BEFORE_2_4 = 64
+VIRTIO_NO_VECTOR = 0xFFFF
+PCI_CONFIG_SIZE = 256
+#: virtio-net's wrapper section version (VIRTIO_NET_VM_VERSION), unchanged since QEMU 1.x.
+SECTION_VERSION = 11
+#: The reference device: virtio-net over PCI with one queue pair (rx, tx, ctrl
+#: queues and a config vector: 4 MSI-X vectors) and an 8-byte config space.
+REFERENCE_VECTORS = 4
+REFERENCE_CONFIG_SIZE = 8
+REFERENCE_HOST_FEATURES = (1 << 32) | 0x79BFFFE7  # VERSION_1 plus the legacy net feature bits
+
+U8, U16, U32, U64, BOOL = Scalar("uint8"), Scalar("uint16"), Scalar("uint32"), Scalar("uint64"), Scalar("bool")
+
+#: Which subsections each release knows, by the QEMU release that added them.
+ERAS: dict[str, tuple[str, ...]] = {
+    "qemu-2.1": (),
+    "qemu-2.2": ("device_endian",),
+    "qemu-2.4": ("device_endian", "64bit_features", "virtqueues"),
+    "qemu-2.7": ("device_endian", "64bit_features", "virtqueues", "ringsize", "broken", "extra_state"),
+    "qemu-7.2": (
+        "device_endian",
+        "64bit_features",
+        "virtqueues",
+        "ringsize",
+        "broken",
+        "extra_state",
+        "started",
+        "packed_virtqueues",
+        "disabled",
+    ),
+}
+
+
+def _per_queue(*fields: Field) -> Array:
+    return Array(Struct("queue", fields), length=VIRTIO_QUEUE_MAX)
+
+
+def _u32_pair() -> Array:
+    return Array(U32, length=2)
+
+
+def _flag(name: str) -> Subsection:
+    return Subsection(Description(f"virtio/{name}", 1, 1, (Field(name, BOOL),)))
+
+
+MODERN_STATE = Description(
+    "virtio_pci/modern_state",
+    1,
+    1,
+    (
+        Field("dfselect", U32),
+        Field("gfselect", U32),
+        Field("guest_features", _u32_pair()),
+        Field(
+            "vqs",
+            _per_queue(
+                Field("num", U16),
+                Field("unused", Buffer(1)),  # was a be16 'enabled' once; written 0, ignored on load
+                Field("enabled", BOOL),
+                Field("desc", _u32_pair()),
+                Field("avail", _u32_pair()),
+                Field("used", _u32_pair()),
+            ),
+        ),
+    ),
+)
+
+SUBSECTIONS: dict[str, Subsection] = {
+    "device_endian": Subsection(Description("virtio/device_endian", 1, 1, (Field("device_endian", U8),))),
+    "64bit_features": Subsection(Description("virtio/64bit_features", 1, 1, (Field("guest_features", U64),))),
+    "virtqueues": Subsection(
+        Description("virtio/virtqueues", 1, 1, (Field("vqs", _per_queue(Field("avail", U64), Field("used", U64))),))
+    ),
+    "ringsize": Subsection(
+        Description("virtio/ringsize", 1, 1, (Field("vqs", _per_queue(Field("num_default", U32))),))
+    ),
+    "broken": _flag("broken"),
+    "extra_state": Subsection(
+        Description(
+            "virtio/extra_state",
+            1,
+            1,
+            (Field("extra_state", Description("virtio_pci", 1, 1, (), subsections=(Subsection(MODERN_STATE),))),),
+        )
+    ),
+    "started": _flag("started"),
+    "packed_virtqueues": Subsection(
+        Description(
+            "virtio/packed_virtqueues",
+            1,
+            1,
+            (
+                Field(
+                    "vqs",
+                    _per_queue(
+                        Field("last_avail_idx", U16),
+                        Field("last_avail_wrap_counter", BOOL),
+                        Field("used_idx", U16),
+                        Field("used_wrap_counter", BOOL),
+                        Field("inuse", U32),
+                    ),
+                ),
+            ),
+        )
+    ),
+    "disabled": _flag("disabled"),
+}
+
+
+@dataclass(frozen=True)
+class Transport:
+    """The transport-specific parts of the layout."""
+
+    name: str
+    #: MSI-X vectors (virtio-pci); 0 for virtio-mmio.
+    vectors: int = 0
+
+    @property
+    def is_pci(self) -> bool:
+        return self.name == "pci"
+
+
+def _transport_fields(transport: Transport) -> tuple[Field, ...]:
+    if transport.is_pci:
+        vectors = transport.vectors
+        return (
+            Field("pci_version", Scalar("int32")),
+            Field("pci_config", Buffer(PCI_CONFIG_SIZE)),
+            Field("pci_irq_state", Array(U32, length=4)),
+            Field("msix_table", Buffer(vectors * 16)),
+            Field("msix_pending", Buffer((vectors + 7) // 8)),
+            Field("config_vector", U16),
+        )
+    return (
+        Field("host_features_sel", U32),
+        Field("guest_features_sel", U32),
+        Field("guest_page_shift", U32),
+    )
+
+
+def _queue(transport: Transport) -> Struct:
+    fields = [Field("num", U32)]
+    if not transport.is_pci:
+        fields.append(Field("align", U32))
+    fields += [Field("desc", U64), Field("last_avail_idx", U16)]
+    if transport.is_pci:
+        fields.append(Field("vector", U16))
+    return Struct("virtqueue", tuple(fields))
+
+
+@cache
+def build_description(
+    era: str,
+    transport: Transport = Transport("pci", REFERENCE_VECTORS),
+    *,
+    name: str = "virtio-net",
+    version: int = SECTION_VERSION,
+    device_specific: int | None = None,
+    config_size: int | None = REFERENCE_CONFIG_SIZE,
+    host_features: int | None = REFERENCE_HOST_FEATURES,
+) -> Description:
+    """The section layout of one release.
+
+    ``device_specific`` is the size of the device's own state carried opaque
+    (None: the reference model, which has none). ``config_size`` and
+    ``host_features`` are what the destination device offers, checked after
+    load; None skips the check (a capture from an unknown configuration).
+    """
+    queue_max = VIRTIO_QUEUE_MAX if era >= "qemu-2.4" else VIRTIO_QUEUE_MAX_BEFORE_2_4
+    fields = [
+        *_transport_fields(transport),
+        Field("status", U8),
+        Field("isr", U8),
+        Field("queue_sel", U16),
+        Field("guest_features", U32),
+        Field("config_len", U32),
+        Field("config", Buffer(FieldRef("config_len"))),
+        Field(
+            "queues",
+            Array(
+                _queue(transport),
+                framing=Framing(ListFraming.COUNT, count_bits=32),
+                max_length=queue_max,
+                max_message="Invalid number of virtqueues: {count:#x}",
+            ),
+        ),
+    ]
+    if device_specific is not None:
+        fields.append(Field("device_specific", Buffer(device_specific)))
+    subsections = tuple(SUBSECTIONS[key] for key in ERAS[era] if transport.is_pci or key != "extra_state")
+    fields.append(Field("virtio", Description("virtio", 1, 1, (), subsections=subsections)))
+    limits = _Limits(queue_max, transport.vectors if transport.is_pci else None, config_size, host_features)
+    return Description(name, version, version, tuple(fields), validate=limits.check)
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """Post-load checks mirroring QEMU's migration-load hardening."""
+
+    queue_max: int
+    vectors: int | None
+    config_size: int | None
+    host_features: int | None
+
+    def check(self, state: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+        if state["queue_sel"] >= self.queue_max:  # CVE-2013-6399
+            yield "queue_sel", f"queue_sel {state['queue_sel']} is not below the maximum of {self.queue_max} queues"
+        if self.config_size is not None and state["config_len"] != self.config_size:  # CVE-2014-0182
+            yield (
+                "config_len",
+                f"config length mismatch: stream has {state['config_len']}, device has {self.config_size}",
+            )
+        if self.host_features is not None:
+            features = state["guest_features"]
+            wide = state["virtio"].get("virtio/64bit_features")
+            if wide is not None:
+                features = wide["guest_features"]
+            if features & ~self.host_features:
+                yield (
+                    "guest_features",
+                    (f"Features {features:#x} unsupported. Allowed features: {self.host_features:#x}"),
+                )
+        if self.vectors is not None:
+            vector = state.get("config_vector", VIRTIO_NO_VECTOR)
+            if vector != VIRTIO_NO_VECTOR and vector >= self.vectors:
+                yield "config_vector", f"config vector {vector} is not below the {self.vectors} MSI-X vectors"
+        for index, queue in enumerate(state["queues"]):
+            if queue["desc"] == 0 and queue["last_avail_idx"] != 0:
+                yield (
+                    f"queues[{index}]/last_avail_idx",
+                    (f"VQ {index} address 0x0 inconsistent with Host index {queue['last_avail_idx']:#x}"),
+                )
+            vector = queue.get("vector", VIRTIO_NO_VECTOR)
+            if self.vectors is not None and vector != VIRTIO_NO_VECTOR and vector >= self.vectors:
+                yield f"queues[{index}]/vector", f"queue vector {vector} is not below the {self.vectors} MSI-X vectors"
+
+
+# -- phase 1: the old-style visit function --------------------------------------
+
+
+def legacy_visit(era: str) -> LegacyVisit:
+    """The mechanical conversion of ``virtio_pci_save_config`` + ``virtio_save``
+    (and their loaders) for one era: one visit call per ``qemu_put_*``."""
+    description = build_description(era)
+    vectors = REFERENCE_VECTORS
+    queues_type = description.fields[-2].type
+    nested = description.fields[-1].type
+    assert isinstance(queues_type, Array) and isinstance(nested, Description)
+
+    def visit(visitor: Visitor, state: Mapping[str, Any], version: int) -> State:
+        out: State = {}
+        visitor.start_struct(description.name)
+        # virtio_pci_save_config: pci_device_save, msix_save, the config vector
+        out["pci_version"] = visitor.visit_int32("pci_version", state["pci_version"])
+        out["pci_config"] = visitor.visit_buffer("pci_config", state["pci_config"], PCI_CONFIG_SIZE)
+        irq_state: list[int] = []
+        visitor.start_list("pci_irq_state", KNOWN_LENGTH, 4)
+        while visitor.next_list(len(irq_state) < 4):
+            irq_state.append(visitor.visit_uint32("", state["pci_irq_state"][len(irq_state)]))
+        visitor.end_list()
+        out["pci_irq_state"] = irq_state
+        out["msix_table"] = visitor.visit_buffer("msix_table", state["msix_table"], vectors * 16)
+        out["msix_pending"] = visitor.visit_buffer("msix_pending", state["msix_pending"], (vectors + 7) // 8)
+        out["config_vector"] = visitor.visit_uint16("config_vector", state["config_vector"])
+        # virtio_save: the generic part
+        out["status"] = visitor.visit_uint8("status", state["status"])
+        out["isr"] = visitor.visit_uint8("isr", state["isr"])
+        out["queue_sel"] = visitor.visit_uint16("queue_sel", state["queue_sel"])
+        out["guest_features"] = visitor.visit_uint32("guest_features", state["guest_features"])
+        out["config_len"] = visitor.visit_uint32("config_len", state["config_len"])
+        out["config"] = visitor.visit_buffer("config", state["config"], out["config_len"])
+        queues = state["queues"]
+        count = visitor.start_list("queues", queues_type.framing, -1 if visitor.is_input else len(queues))
+        if visitor.is_input and count > (queues_type.max_length or 0):
+            refuse_count(visitor, queues_type, "queues", count)
+        loaded: list[State] = []
+        while visitor.next_list(len(loaded) < len(queues)):
+            if len(loaded) >= (queues_type.max_length or 0):
+                refuse_count(visitor, queues_type, "queues", len(loaded) + 1)
+            old = queues[len(loaded)] if len(loaded) < len(queues) else _QUEUE_DEFAULT
+            visitor.start_struct("")
+            queue = {
+                "num": visitor.visit_uint32("num", old["num"]),
+                "desc": visitor.visit_uint64("desc", old["desc"]),
+                "last_avail_idx": visitor.visit_uint16("last_avail_idx", old["last_avail_idx"]),
+                # virtio_pci_save_queue
+                "vector": visitor.visit_uint16("vector", old["vector"]),
+            }
+            visitor.end_struct()
+            loaded.append(queue)
+        visitor.end_list()
+        out["queues"] = loaded
+        # vmstate_virtio: QEMU saves the subsections through vmstate even here.
+        out["virtio"] = walk(visitor, nested, state["virtio"], nested.version_id)
+        # The wrapper itself has no subsections.
+        visitor.start_list("subsections", description.subsection_framing, -1 if visitor.is_input else 0)
+        if visitor.next_list(False):
+            offset, path = visitor.where()
+            raise LoadRefused("unknown subsection in the virtio-net wrapper", offset=offset, path=path)
+        visitor.end_list()
+        visitor.end_struct()
+        check_loaded(visitor, description, out)
+        return out
+
+    return visit
+
+
+_QUEUE_DEFAULT = {"num": 0, "desc": 0, "last_avail_idx": 0, "vector": 0}
+
+
+# -- real QEMU sections -------------------------------------------------------
+
+
+def _msix_vectors(config: bytes) -> int:
+    """MSI-X table size from the PCI capability chain (capability id 0x11)."""
+    seen = set()
+    pointer = config[0x34] & 0xFC
+    while pointer and pointer not in seen and pointer + 4 <= len(config):
+        seen.add(pointer)
+        if config[pointer] == 0x11:
+            return (int.from_bytes(config[pointer + 2 : pointer + 4], "little") & 0x7FF) + 1
+        pointer = config[pointer + 1] & 0xFC
+    return 0
+
+
+@dataclass(frozen=True)
+class CapturedSectionCodec:
+    """Decodes the virtio section of a real QEMU 7.2 stream.
+
+    The transport and generic parts and the subsections are decoded field by
+    field; the device's own state between them is carried as exact opaque bytes.
+    ``layout`` is (transport: 0 pci / 1 mmio, MSI-X vectors, device-specific
+    bytes).
+    """
+
+    idstr: str
+    version: int
+    layout: tuple[int, ...] = ()
+    device: str = "virtio"
+
+    @property
+    def description(self) -> Description:
+        kind, vectors, remainder = self.layout
+        transport = Transport("pci" if kind == 0 else "mmio", vectors)
+        name = self.idstr.rsplit("/", 1)[-1]
+        return build_description(
+            "qemu-7.2",
+            transport,
+            name=name,
+            version=self.version,
+            device_specific=remainder,
+            config_size=None,
+            host_features=None,
+        )
+
+    def for_layout(self, layout: tuple[int, ...]) -> SectionCodec | None:
+        if len(layout) != 3 or layout[0] not in (0, 1):
+            return None
+        return CapturedSectionCodec(self.idstr, self.version, tuple(layout))
+
+    def for_legacy_bytes(self, data: bytes, start: int, end: int, footer: bytes) -> SectionCodec | None:
+        """Find the layout: the vector count from the PCI config space, then the
+        device's own state ends where the ``virtio`` subsections start -- the
+        first candidate from which they decode up to the section footer."""
+        is_pci = not self.idstr.startswith("virtio-mmio@")
+        vectors = 0
+        if is_pci:
+            if start + 4 + PCI_CONFIG_SIZE > end:
+                return None
+            vectors = _msix_vectors(data[start + 4 : start + 4 + PCI_CONFIG_SIZE])
+        kind = 0 if is_pci else 1
+        full = CapturedSectionCodec(self.idstr, self.version, (kind, vectors, 0)).description
+        head = Description(full.name, full.version_id, full.minimum_version_id, full.fields[:-2])
+        subsections = full.fields[-1].type
+        assert isinstance(subsections, Description)
+        visitor = QemuFileInputVisitor(data, start, end=end)
+        try:
+            load(visitor, head, self.version)
+        except DecodeError:
+            return None
+        generic_end = candidate = visitor.position
+        while 0 <= candidate < end:
+            if data[candidate] in (0x05, footer[0]):
+                tail = QemuFileInputVisitor(data, candidate, end=end)
+                try:
+                    load(tail, subsections, subsections.version_id)
+                except DecodeError:
+                    pass
+                else:
+                    if data.startswith(footer, tail.position):
+                        return self.for_layout((kind, vectors, candidate - generic_end))
+            candidate += 1
+        return None
+
+    @property
+    def _transport(self) -> Transport:
+        return Transport("pci" if self.layout[0] == 0 else "mmio", self.layout[1])
+
+    def load(self, visitor: Visitor, version: int) -> State:
+        return load(visitor, self.description, version)
+
+    def save(self, visitor: Visitor, state: State, version: int) -> None:
+        walk(visitor, self.description, state, version)
+
+
+# -- generated states -------------------------------------------------------
+
+
+def _queue_strategy(vectors: int) -> st.SearchStrategy[State]:
+    ring_sizes = st.sampled_from([0, 64, 128, 256, 1024])
+    vector = st.one_of(st.integers(0, vectors - 1), st.just(VIRTIO_NO_VECTOR))
+
+    def queue(num: int, desc: int, last_avail_idx: int, vector: int) -> State:
+        return {"num": num, "desc": desc, "last_avail_idx": last_avail_idx if desc else 0, "vector": vector}
+
+    return st.builds(queue, ring_sizes, st.integers(0, 2**64 - 1), st.integers(0, 0xFFFF), vector)
+
+
+def strategy(release: Release) -> st.SearchStrategy[State]:
+    """Valid states of the reference virtio-net-over-PCI device at a release."""
+    description = release.description
+    queues_type = description.fields[-2].type
+    assert isinstance(queues_type, Array)
+    queue_max = queues_type.max_length or 0
+    queue = _queue_strategy(REFERENCE_VECTORS)
+    low_features = REFERENCE_HOST_FEATURES & 0xFFFFFFFF
+    queues = st.one_of(
+        st.lists(queue, max_size=8),
+        queue.map(lambda one: [one] * queue_max),  # the maximum queue count
+    )
+    overrides: dict[str, st.SearchStrategy[Any]] = {
+        "pci_version": st.just(2),
+        "pci_irq_state": st.lists(st.integers(0, 1), min_size=4, max_size=4),
+        "config_vector": st.one_of(st.integers(0, REFERENCE_VECTORS - 1), st.just(VIRTIO_NO_VECTOR)),
+        "queue_sel": st.integers(0, queue_max - 1),
+        "guest_features": st.integers(0, 0xFFFFFFFF).map(lambda value: value & low_features),
+        "config_len": st.just(REFERENCE_CONFIG_SIZE),
+        "queues": queues,
+        "virtio/virtio/64bit_features/guest_features": st.integers(0, 2**64 - 1).map(
+            lambda value: value & REFERENCE_HOST_FEATURES
+        ),
+        "virtio/virtio/device_endian/device_endian": st.integers(0, 2),
+    }
+    return states(description, overrides)
+
+
+def _release(era: str, notes: str) -> Release:
+    return Release(era, build_description(era), legacy_visit(era), notes)
+
+
+def _is_virtio_section(idstr: str) -> bool:
+    return "/virtio-" in idstr and not idstr.endswith("-pci")
+
+
+def _section_codec(idstr: str, version: int) -> SectionCodec | None:
+    return CapturedSectionCodec(idstr, version)
+
+
+DEVICE = Device(
+    name="virtio",
+    summary="generic virtio state (virtio-net over virtio-pci), subsections added release by release",
+    releases=(
+        _release("qemu-2.1", "VIRTIO_QUEUE_MAX 64, no subsections"),
+        _release("qemu-2.2", "adds virtio/device_endian"),
+        _release("qemu-2.4", "VIRTIO_QUEUE_MAX 1024; adds virtio/64bit_features and virtio/virtqueues"),
+        _release("qemu-2.7", "adds virtio/ringsize, virtio/broken, virtio/extra_state (virtio_pci/modern_state)"),
+        _release("qemu-7.2", "adds virtio/started, virtio/packed_virtqueues, virtio/disabled; QEMU 7.2's layout"),
+    ),
+    strategy=strategy,
+    matches_section=_is_virtio_section,
+    section_codec=_section_codec,
+)
