@@ -80,7 +80,6 @@ class Device:
             return None
         if self.section_codec is not None:
             return self.section_codec(idstr, version)
-        newest = self.newest.description
-        if newest.minimum_version_id <= version <= newest.version_id:
-            return DescriptionCodec(self.name, newest)
-        return None
+        # A version the newest release does not accept is still this device's
+        # section: loading refuses it (as QEMU does) instead of carrying it opaque.
+        return DescriptionCodec(self.name, self.newest.description)

@@ -44,7 +44,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from devices.base import Device, LegacyVisit, Release
-from harness.errors import DecodeError, LoadRefused
+from harness.errors import DecodeError, LoadRefused, MalformedInput
 from harness.strategies import states
 from harness.stream import SectionCodec
 from harness.visitor import KNOWN_LENGTH, Framing, ListFraming, Visitor
@@ -379,16 +379,28 @@ _QUEUE_DEFAULT = {"num": 0, "desc": 0, "last_avail_idx": 0, "vector": 0}
 # -- real QEMU sections -------------------------------------------------------
 
 
-def _msix_vectors(config: bytes) -> int:
-    """MSI-X table size from the PCI capability chain (capability id 0x11)."""
+PCI_CAP_EXPRESS = 0x10
+PCI_CAP_MSIX = 0x11
+
+
+def _capability(config: bytes, wanted: int) -> int | None:
+    """Offset of a capability in the PCI capability chain (pointer at 0x34)."""
     seen = set()
     pointer = config[0x34] & 0xFC
     while pointer and pointer not in seen and pointer + 4 <= len(config):
         seen.add(pointer)
-        if config[pointer] == 0x11:
-            return (int.from_bytes(config[pointer + 2 : pointer + 4], "little") & 0x7FF) + 1
+        if config[pointer] == wanted:
+            return pointer
         pointer = config[pointer + 1] & 0xFC
-    return 0
+    return None
+
+
+def _msix_vectors(config: bytes) -> int:
+    """MSI-X table size: the capability's message control, low 11 bits, plus one."""
+    pointer = _capability(config, PCI_CAP_MSIX)
+    if pointer is None:
+        return 0
+    return (int.from_bytes(config[pointer + 2 : pointer + 4], "little") & 0x7FF) + 1
 
 
 @dataclass(frozen=True)
@@ -433,19 +445,17 @@ class CapturedSectionCodec:
         is_pci = not self.idstr.startswith("virtio-mmio@")
         vectors = 0
         if is_pci:
-            if start + 4 + PCI_CONFIG_SIZE > end:
-                return None
-            vectors = _msix_vectors(data[start + 4 : start + 4 + PCI_CONFIG_SIZE])
+            config = data[start + 4 : start + 4 + PCI_CONFIG_SIZE]
+            if len(config) == PCI_CONFIG_SIZE and _capability(config, PCI_CAP_EXPRESS) is not None:
+                return None  # a PCI Express function: 4096-byte config space, not modelled
+            vectors = _msix_vectors(config)
         kind = 0 if is_pci else 1
         full = CapturedSectionCodec(self.idstr, self.version, (kind, vectors, 0)).description
         head = Description(full.name, full.version_id, full.minimum_version_id, full.fields[:-2])
         subsections = full.fields[-1].type
         assert isinstance(subsections, Description)
         visitor = QemuFileInputVisitor(data, start, end=end)
-        try:
-            load(visitor, head, self.version)
-        except DecodeError:
-            return None
+        load(visitor, head, self.version)
         generic_end = candidate = visitor.position
         while 0 <= candidate < end:
             if data[candidate] in (0x05, footer[0]):
@@ -458,7 +468,11 @@ class CapturedSectionCodec:
                     if data.startswith(footer, tail.position):
                         return self.for_layout((kind, vectors, candidate - generic_end))
             candidate += 1
-        return None
+        raise MalformedInput(
+            "cannot find where the device's own state ends: no 'virtio' subsections lead to the section footer",
+            offset=generic_end,
+            path=head.name,
+        )
 
     @property
     def _transport(self) -> Transport:

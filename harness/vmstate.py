@@ -318,8 +318,8 @@ def _walk_array(
             _offset, path = visitor.where()
             raise EncodeError(f"array has {count} elements, its length says {expected}", f"{path}/{name}")
     count = visitor.start_list(name, kind.framing, count)
-    maximum = kind.max_length
-    if maximum is not None and visitor.is_input and count > maximum:
+    maximum = kind.max_length if visitor.is_input else None
+    if maximum is not None and count > maximum:
         refuse_count(visitor, kind, name, count)
     element = kind.element
     default = None
