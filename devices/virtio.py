@@ -36,6 +36,7 @@ why an older QEMU refuses a newer stream only when a new subsection is needed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -379,6 +380,21 @@ _QUEUE_DEFAULT = {"num": 0, "desc": 0, "last_avail_idx": 0, "vector": 0}
 # -- real QEMU sections -------------------------------------------------------
 
 
+_SUBSECTION_HEADER = re.compile(rb"\x05[\x08-\xff]virtio/")
+
+
+def _first_subsection(data: bytes, start: int, end: int, footer: bytes) -> int | None:
+    """Where the ``virtio`` subsections start after the device's own state: the
+    first subsection header naming a ``virtio/`` subsection, or, when there is
+    none, the section footer. The device's own state is opaque to us; a
+    subsection header inside it is not plausible, so the first one is taken and
+    must decode."""
+    header = _SUBSECTION_HEADER.search(data, start, end)
+    footer_at = data.find(footer, start, end)
+    candidates = [position for position in (header.start() if header else -1, footer_at) if position >= 0]
+    return min(candidates) if candidates else None
+
+
 PCI_CAP_EXPRESS = 0x10
 PCI_CAP_MSIX = 0x11
 
@@ -456,23 +472,25 @@ class CapturedSectionCodec:
         assert isinstance(subsections, Description)
         visitor = QemuFileInputVisitor(data, start, end=end)
         load(visitor, head, self.version)
-        generic_end = candidate = visitor.position
-        while 0 <= candidate < end:
-            if data[candidate] in (0x05, footer[0]):
-                tail = QemuFileInputVisitor(data, candidate, end=end)
-                try:
-                    load(tail, subsections, subsections.version_id)
-                except DecodeError:
-                    pass
-                else:
-                    if data.startswith(footer, tail.position):
-                        return self.for_layout((kind, vectors, candidate - generic_end))
-            candidate += 1
-        raise MalformedInput(
-            "cannot find where the device's own state ends: no 'virtio' subsections lead to the section footer",
-            offset=generic_end,
-            path=head.name,
-        )
+        generic_end = visitor.position
+        start_of_subsections = _first_subsection(data, generic_end, end, footer)
+        if start_of_subsections is None:
+            raise MalformedInput(
+                "cannot find where the device's own state ends: no 'virtio/' subsection and no section footer",
+                offset=generic_end,
+                path=head.name,
+            )
+        tail = QemuFileInputVisitor(data, start_of_subsections, end=end)
+        try:
+            load(tail, subsections, subsections.version_id)
+        except DecodeError as error:
+            error.path = f"{head.name}/{error.path}" if error.path else head.name
+            raise
+        if not data.startswith(footer, tail.position):
+            raise MalformedInput(
+                "the 'virtio' subsections do not end at the section footer", offset=tail.position, path=head.name
+            )
+        return self.for_layout((kind, vectors, start_of_subsections - generic_end))
 
     @property
     def _transport(self) -> Transport:

@@ -106,6 +106,38 @@ def convert(source: str, target: str, to: str) -> None:
     click.echo(f"wrote {len(out)} bytes ({to}) to {target}")
 
 
+@cli.command("devices")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable output.")
+def list_devices(as_json: bool) -> None:
+    """List the reference devices and their releases."""
+    import devices
+
+    registry = devices.registry()
+    if as_json:
+        listing = [
+            {
+                "device": device.name,
+                "summary": device.summary,
+                "releases": [
+                    {
+                        "name": release.name,
+                        "version_id": release.version_id,
+                        "minimum_version_id": release.description.minimum_version_id,
+                        "notes": release.notes,
+                    }
+                    for release in device.releases
+                ],
+            }
+            for device in registry.values()
+        ]
+        click.echo(json.dumps(listing, indent=2))
+        return
+    for device in registry.values():
+        click.echo(f"{device.name}: {device.summary}")
+        for release in device.releases:
+            click.echo(f"  {release.name:<10} v{release.version_id:<3} {release.notes}")
+
+
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable results.")
 @click.option("--quick", is_flag=True, help="Fewer rounds: a smoke run, not a measurement.")

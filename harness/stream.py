@@ -261,17 +261,17 @@ def _read_body(
             size = sizes.get((record.idstr, record.instance_id))
             end = reader.position + size if size is not None else limit
             footer = bytes((FOOTER,)) + record.section_id.to_bytes(4, "big")
-            codec = codec.for_legacy_bytes(reader.data, reader.position, min(end + len(footer), limit), footer)
-        if codec is not None:
-            visitor = QemuFileInputVisitor(reader.data, reader.position, end=limit)
             try:
-                record.state = codec.load(visitor, record.version_id)
+                codec = codec.for_legacy_bytes(reader.data, reader.position, min(end + len(footer), limit), footer)
+                if codec is not None:
+                    visitor = QemuFileInputVisitor(reader.data, reader.position, end=limit)
+                    record.state = codec.load(visitor, record.version_id)
+                    record.device = codec.device
+                    record.layout = codec.layout
+                    reader.position = visitor.position
+                    return
             except DecodeError as error:
                 raise vmstate.decode_error_path(error, record.label) from None
-            record.device = codec.device
-            record.layout = codec.layout
-            reader.position = visitor.position
-            return
         size = sizes.get((record.idstr, record.instance_id))
         if size is not None:
             reader.need(size)

@@ -59,6 +59,8 @@ class QemuFileOutputVisitor(PathTracker, Visitor):
 
     def _put(self, kind: str, name: str, value: int) -> int:
         try:
+            if type(value) is not int:  # bool and IntEnum would pack as ints
+                raise TypeError
             self._out += _PACKERS[kind].pack(value)
         except (struct.error, TypeError):
             lo, hi = integer_range(kind)
@@ -72,10 +74,10 @@ class QemuFileOutputVisitor(PathTracker, Visitor):
         self._stack.pop()
 
     def start_list(self, name: str, framing: Framing, count: int) -> int:
-        self._push(name, 0)
-        self._stack[-1].append(framing)
         if framing.kind is ListFraming.COUNT:
             self._put(_COUNT_KIND[framing.count_bits], name, count)
+        self._push(name, 0)
+        self._stack[-1].extend((framing, 0))
         return count
 
     def next_list(self, more: bool) -> bool:
@@ -87,7 +89,9 @@ class QemuFileOutputVisitor(PathTracker, Visitor):
             elif framing.terminator is not None:
                 self._out.append(framing.terminator)
         if more:
-            entry[1] = int(entry[1]) + 1  # type: ignore[call-overload]
+            written: int = entry[3]  # type: ignore[assignment]
+            entry[1] = written
+            entry[3] = written + 1
         return more
 
     def end_list(self) -> None:
@@ -126,7 +130,10 @@ class QemuFileOutputVisitor(PathTracker, Visitor):
     def visit_str(self, name: str, value: str) -> str:
         if not isinstance(value, str):
             raise self._bad_value(f"{value!r} is not a str", name)
-        data = value.encode()
+        try:
+            data = value.encode()
+        except UnicodeEncodeError:
+            raise self._bad_value(f"{value!r:.40} is not encodable as UTF-8", name) from None
         if len(data) > 255:
             raise self._bad_value(f"string of {len(data)} bytes does not fit a length byte", name)
         self._out.append(len(data))
@@ -188,19 +195,22 @@ class QemuFileInputVisitor(PathTracker, Visitor):
         self._stack.pop()
 
     def start_list(self, name: str, framing: Framing, count: int) -> int:
-        self._push(name, 0)
         if framing.kind is ListFraming.COUNT:
             count = self._get(_COUNT_KIND[framing.count_bits], name)
             if count > MAX_ELEMENTS:
                 raise self._fail(LimitExceeded, f"count {count} exceeds the {MAX_ELEMENTS}-element limit", name)
         elif framing.kind is ListFraming.SENTINEL:
             count = -1
-        self._stack[-1].extend((framing, count))
+        elif count > MAX_ELEMENTS:
+            # A length held in another field: zero-byte elements would loop without reading.
+            raise self._fail(LimitExceeded, f"length {count} exceeds the {MAX_ELEMENTS}-element limit", name)
+        self._push(name, 0)
+        self._stack[-1].extend((framing, count, 0))
         return count
 
     def next_list(self, more: bool) -> bool:
         entry = self._stack[-1]
-        index: int = entry[1]  # type: ignore[assignment]
+        index: int = entry[4]  # type: ignore[assignment]
         framing: Framing = entry[2]  # type: ignore[assignment]
         if framing.kind is not ListFraming.SENTINEL:
             has_more = index < entry[3]  # type: ignore[operator]
@@ -233,7 +243,8 @@ class QemuFileInputVisitor(PathTracker, Visitor):
                     f"found 0x{byte:02x}",
                 )
         if has_more:
-            entry[1] = index + 1
+            entry[1] = index
+            entry[4] = index + 1
         return has_more
 
     def _name_follows(self, prefix: str) -> bool:

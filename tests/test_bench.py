@@ -1,0 +1,145 @@
+"""The benchmark's shape, not its speed: every codec and op is measured, the
+codecs check each other, and the reports carry what the CLI prints.
+
+Timing is never asserted -- CI machines are noisy; the figures are for people.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import pytest
+
+from harness import bench
+from harness.errors import UsageError
+from harness.vmstate import State
+
+WORKLOAD = "virtio-8"
+
+
+@pytest.fixture(scope="module")
+def results() -> bench.BenchResults:
+    return bench.run(quick=True, workloads=[WORKLOAD])
+
+
+def _expected_codecs(results: bench.BenchResults) -> list[str]:
+    return [name for name in bench.CODEC_BUILDERS if name not in results.skipped]
+
+
+def test_every_codec_and_op_is_measured(results: bench.BenchResults) -> None:
+    measured = [(m.workload, m.codec, m.op) for m in results.measurements]
+    expected = [(WORKLOAD, codec, op) for codec in _expected_codecs(results) for op in bench.OPS]
+    assert measured == expected
+    assert set(results.skipped) <= {"pyasn1"}
+
+
+def test_pyasn1_runs_when_installed(results: bench.BenchResults) -> None:
+    pytest.importorskip("pyasn1")
+    assert "pyasn1" not in results.skipped
+
+
+def test_measurements_are_positive(results: bench.BenchResults) -> None:
+    for m in results.measurements:
+        assert m.ops_per_s > 0, m
+        assert m.iterations >= 1, m
+
+
+def test_sizes(results: bench.BenchResults) -> None:
+    size = {(m.codec, m.op): m.bytes for m in results.measurements}
+    assert size["dict", "encode"] is None
+    assert size["struct", "encode"] == size["qemufile", "encode"] == size["qemufile", "decode"]
+    assert size["struct", "encode"] == 4 + 8 * 2 + 1 * 2 + 2 + bench.CONFIG_SIZE + 8 * (4 + 8 * 3 + 2 * 3 + 1)
+    if "pyasn1" not in results.skipped:
+        assert size["pyasn1", "encode"] == size["ber", "encode"]
+
+
+def test_ratios_cover_each_op(results: bench.BenchResults) -> None:
+    names = {(r.name, r.op) for r in results.ratios}
+    wanted = {("qemufile/ber", op) for op in bench.OPS} | {("struct/qemufile", op) for op in bench.OPS}
+    if "pyasn1" not in results.skipped:
+        wanted |= {("ber/pyasn1", op) for op in bench.OPS}
+    assert names == wanted
+    for ratio in results.ratios:
+        assert ratio.value > 0
+
+
+def test_json_report(results: bench.BenchResults) -> None:
+    report = json.loads(json.dumps(bench.to_json(results)))
+    assert report["format_version"] == bench.FORMAT_VERSION
+    assert len(report["results"]) == len(results.measurements)
+    for row in report["results"]:
+        assert {"workload", "codec", "op", "ops_per_s", "bytes"} <= set(row)
+        assert row["workload"] == WORKLOAD
+        assert row["ops_per_s"] > 0
+    assert {row["name"] for row in report["ratios"]} == {r.name for r in results.ratios}
+
+
+def test_text_report(results: bench.BenchResults) -> None:
+    text = bench.render_text(results)
+    for codec in _expected_codecs(results):
+        assert f" {codec} " in text
+    for codec, reason in results.skipped.items():
+        assert f"skipped codec {codec}: {reason}" in text
+
+
+def test_every_codec_round_trips_every_workload() -> None:
+    codecs, _skipped = bench.build_codecs()
+    for queues in bench.WORKLOADS.values():
+        state = bench.make_state(queues)
+        assert len(state["queues"]) == queues
+        encoded = bench.check_codecs(codecs, state)
+        assert encoded["struct"] == encoded["qemufile"]
+
+
+def test_states_are_deterministic() -> None:
+    assert bench.make_state(64) == bench.make_state(64)
+    assert bench.make_state(64) != bench.make_state(64, seed=1)
+
+
+def test_a_codec_that_loses_data_is_refused() -> None:
+    codecs, _skipped = bench.build_codecs()
+    honest = codecs["struct"]
+
+    def lossy_decode(data: Any) -> State:
+        state = honest.decode(data)
+        state["queues"] = state["queues"][:-1]
+        return state
+
+    broken = bench.Codec("lossy", honest.encode, lossy_decode)
+    with pytest.raises(bench.BenchmarkCheckFailed, match="lossy: decode"):
+        bench.check_codecs({"lossy": broken}, bench.make_state(8))
+
+
+def test_a_codec_that_writes_another_wire_is_refused() -> None:
+    codecs, _skipped = bench.build_codecs()
+    honest = codecs["struct"]
+    shifted = bench.Codec("struct", lambda state: b"\0" + honest.encode(state), lambda data: honest.decode(data[1:]))
+    bench.check_codecs({"struct": honest, "qemufile": codecs["qemufile"]}, bench.make_state(8))
+    with pytest.raises(bench.BenchmarkCheckFailed, match="differ from qemufile"):
+        bench.check_codecs({"struct": shifted, "qemufile": codecs["qemufile"]}, bench.make_state(8))
+
+
+def test_missing_pyasn1_is_skipped_and_said(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [name for name in sys.modules if name == "pyasn1" or name.startswith("pyasn1.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "pyasn1", None)
+    results = bench.run(quick=True, workloads=[WORKLOAD])
+    assert "pyasn1" in results.skipped
+    assert all(m.codec != "pyasn1" for m in results.measurements)
+    assert all("pyasn1" not in r.name for r in results.ratios)
+    assert "skipped codec pyasn1: pyasn1 is not installed" in bench.render_text(results)
+
+
+def test_unknown_workload_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="virtio-3"):
+        bench.run(quick=True, workloads=["virtio-3"])
+
+
+def test_measure_rejects_nonsense() -> None:
+    with pytest.raises(ValueError):
+        bench.measure(lambda: None, budget_s=0, rounds=3)
+    timing = bench.measure(lambda: None, budget_s=0.001, rounds=2)
+    assert timing.rounds == 2
+    assert timing.seconds > 0
