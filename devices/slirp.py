@@ -477,8 +477,9 @@ def strategy(release: Release) -> SearchStrategy[State]:
     version = release.version_id
 
     def integers(kind: str) -> SearchStrategy[int]:
+        # Half of the draws are the extremes: they are where widths are tested.
         low, high = integer_range(kind)
-        return st.integers(low, high)
+        return st.one_of(st.integers(low, high), st.sampled_from((low, high)))
 
     def data(size: int) -> SearchStrategy[bytes]:
         return st.one_of(

@@ -212,11 +212,17 @@ class Description:
             )
         _check_fields(self.name, self.fields, self.version_id)
         names = {f.name for f in self.fields}
+        if "subsections" in names:
+            # The walker ends every description with a member of this name.
+            raise DescriptionError(f"{self.name}: field name 'subsections' is reserved for the subsection list")
         for sub in self.subsections:
             if sub.name in self._by_subsection:
                 raise DescriptionError(f"{self.name}: subsection {sub.name!r} is declared twice")
             if sub.name in names:
                 raise DescriptionError(f"{self.name}: subsection {sub.name!r} clashes with a field name")
+            if not (sub.name.startswith(self.name) and len(sub.name) > len(self.name)):
+                # QEMU's loader hands such a subsection to the enclosing description.
+                raise DescriptionError(f"{self.name}: subsection {sub.name!r} does not start with {self.name!r}")
             self._by_subsection[sub.name] = sub
 
     @property
@@ -270,8 +276,9 @@ def _check_fields(owner: str, fields: tuple[Field, ...], version_id: int | None)
 def _refs(kind: FieldType) -> list[FieldRef]:
     if isinstance(kind, Buffer) and isinstance(kind.size, FieldRef):
         return [kind.size]
-    if isinstance(kind, Array) and isinstance(kind.length, FieldRef):
-        return [kind.length]
+    if isinstance(kind, Array):
+        # An element's length (a buffer per element) also comes from this struct.
+        return ([kind.length] if isinstance(kind.length, FieldRef) else []) + _refs(kind.element)
     return []
 
 
@@ -282,10 +289,19 @@ def _refs(kind: FieldType) -> list[FieldRef]:
 SUBSECTION_FRAMING = Framing(ListFraming.SENTINEL, marker=0x05, terminator=None)
 
 
-def _resolve(length: int | FieldRef, siblings: Mapping[str, Any]) -> int:
+def _resolve(length: int | FieldRef, siblings: Mapping[str, Any], visitor: Visitor, name: str) -> int:
     if isinstance(length, int):
         return length
-    return int(siblings[length.name]) * length.scale
+    held = int(siblings[length.name])
+    if held < 0:
+        # A signed length field read from a stream: never a size to read or write.
+        offset, path = visitor.where()
+        path = "/".join(part for part in (path, name) if part)
+        message = f"length field '{length.name}' holds {held}"
+        if visitor.is_input:
+            raise MalformedInput(message, offset=offset, path=path)
+        raise EncodeError(message, path)
+    return held * length.scale
 
 
 def _walk_type(
@@ -294,7 +310,7 @@ def _walk_type(
     if isinstance(kind, Scalar):
         return getattr(visitor, kind.method)(name, value)
     if isinstance(kind, Buffer):
-        return visitor.visit_buffer(name, value, _resolve(kind.size, siblings))
+        return visitor.visit_buffer(name, value, _resolve(kind.size, siblings, visitor, name))
     if isinstance(kind, Struct):
         visitor.start_struct(name)
         result = _walk_fields(visitor, kind.fields, value, version)
@@ -309,7 +325,7 @@ def _walk_type(
 def _walk_array(
     visitor: Visitor, kind: Array, name: str, values: list[Any], siblings: Mapping[str, Any], version: int | None
 ) -> list[Any]:
-    expected = -1 if kind.length is None else _resolve(kind.length, siblings)
+    expected = -1 if kind.length is None else _resolve(kind.length, siblings, visitor, name)
     if visitor.is_input:
         count = expected
     else:

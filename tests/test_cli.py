@@ -84,7 +84,7 @@ def test_bad_streams_exit_2_with_one_line_naming_where(name: str, tmp_path: Path
     path = _corrupt(tmp_path, name, edit)
     target = tmp_path / "out.ber"
     for args in (("inspect", str(path)), ("convert", str(path), str(target), "--to", "ber")):
-        code, out, err = run(*args)
+        code, _out, err = run(*args)
         assert code == EXIT_USAGE
         assert message in err
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

@@ -224,7 +224,11 @@ class BerOutputVisitor(PathTracker, Visitor):
     def visit_str(self, name: str, value: str) -> str:
         if not isinstance(value, str):
             raise self._bad_value(f"{value!r} is not a str", name)
-        self._emit(name, "str", encode_tlv(TAG_UTF8STRING, value.encode()))
+        try:
+            data = value.encode()
+        except UnicodeEncodeError:
+            raise self._bad_value(f"{value!r:.40} is not encodable as UTF-8", name) from None
+        self._emit(name, "str", encode_tlv(TAG_UTF8STRING, data))
         return value
 
     def visit_buffer(self, name: str, value: bytes, size: int) -> bytes:

@@ -179,7 +179,7 @@ class DictInputVisitor(PathTracker, Visitor):
 
     def start_list(self, name: str, framing: Framing, count: int) -> int:
         value = self._fetch(name)
-        self._push(name, 0)
+        self._push(name, -1)  # the list itself; next_list sets the element index
         if not isinstance(value, list):
             raise self._fail(MismatchDetected, f"{type(value).__name__} where a list expected")
         if len(value) > MAX_ELEMENTS:
