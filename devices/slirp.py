@@ -43,7 +43,6 @@ from typing import TYPE_CHECKING, Any
 
 from devices.base import Device, LegacyVisit, Release
 from harness.errors import EncodeError, InvalidState, LoadRefused
-from harness.stream import DescriptionCodec, SectionCodec
 from harness.visitor import KNOWN_LENGTH, Framing, ListFraming, Visitor, integer_range
 from harness.vmstate import Array, Buffer, Description, Field, FieldRef, Scalar, State, Struct
 
@@ -557,17 +556,12 @@ RELEASES: tuple[Release, ...] = tuple(
 )
 
 
-def _section_codec(idstr: str, version: int) -> SectionCodec | None:
-    # Every version goes to the newest description, so a stream version it does
-    # not accept is refused (as QEMU refuses it), not carried as opaque bytes.
-    return DescriptionCodec("slirp", RELEASES[-1].description)
-
-
 DEVICE = Device(
     name="slirp",
     summary="libslirp user-mode networking: guest-forward sockets, ip_id, bootp clients",
     releases=RELEASES,
     strategy=strategy,
+    # The default codec: the newest description for every version of a "slirp"
+    # section, so an unsupported version is refused rather than carried opaque.
     matches_section=lambda idstr: idstr == "slirp",
-    section_codec=_section_codec,
 )

@@ -255,7 +255,7 @@ class BerInputVisitor(PathTracker, Visitor):
 
     is_input = True
     self_describing = True
-    _signatures: ClassVar[dict[bytes, tuple[tuple[str, str], ...]]] = {}
+    _signatures: ClassVar[dict[tuple[bool, bytes], tuple[tuple[str, str], ...]]] = {}
 
     def __init__(self, data: bytes, offset: int = 0) -> None:
         super().__init__()
@@ -478,7 +478,10 @@ class BerInputVisitor(PathTracker, Visitor):
     def _read_signature(self, is_list: bool) -> tuple[tuple[str, str], ...]:
         start = self.position
         raw = self._string("(signature)", TAG_UTF8STRING)
-        cached = self._signatures.get(raw)
+        # Keyed by kind too: an empty text is no members for a struct but an
+        # element code for a list.
+        key = (is_list, raw)
+        cached = self._signatures.get(key)
         if cached is not None:
             return cached
         try:
@@ -499,7 +502,7 @@ class BerInputVisitor(PathTracker, Visitor):
         result = tuple(parsed)
         if len(self._signatures) >= _SIGNATURE_CACHE_SIZE:
             self._signatures.clear()
-        self._signatures[raw] = result
+        self._signatures[key] = result
         return result
 
     def _open(self, name: str, code: str, index: int) -> int:
