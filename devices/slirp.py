@@ -26,7 +26,10 @@ call per ``qemu_put_*``/``qemu_get_*``, field by field in wire order, and it
 makes exactly the calls the walker makes for the description.
 
 Facts come from libslirp's ``src/state.c`` (layout read, not copied) and were
-checked against real QEMU 7.2 captures (the 131-byte section with no sockets).
+checked against QEMU 7.2 with libslirp 4.7: its captures (the 131-byte section
+with no sockets) decode and re-encode byte for byte, and it accepts the sockets
+written here at v1 and v4 and rejects bad ones with the words used here
+(``tests/test_slirp.py``, tests marked ``qemu``).
 Two wire quirks are modelled as values, not bytes: addresses and ports are kept
 in memory in network order but written as host integers through big-endian
 writers, so on the usual little-endian host 10.0.2.100 is written ``64 02 00 0a``
