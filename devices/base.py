@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from harness.results import Outcome
 from harness.stream import DescriptionCodec, SectionCodec
 from harness.visitor import Visitor
 from harness.vmstate import Description, State
@@ -53,16 +54,33 @@ class Device:
     releases: tuple[Release, ...]
     #: Hypothesis strategy of valid states for a release.
     strategy: Callable[[Release], SearchStrategy[State]]
+    #: Fixed example states of a release (edge cases a run must always include,
+    #: and the states of the golden streams): at least a minimal and a maximal one.
+    fixed_states: Callable[[Release], list[State]] = lambda release: []
     #: Whether a stream section (by idstr) holds this device's state.
     matches_section: Callable[[str], bool] = lambda idstr: False
     #: Builds the codec for a matching section at a stream version; by default
     #: the newest release whose description accepts that version.
     section_codec: Callable[[str, int], SectionCodec | None] | None = None
+    #: The compatibility policy: the outcome the device promises for a cell
+    #: (source release, destination release, pairing). The default promises
+    #: what QEMU's rules give devices that only ever add things: an older
+    #: stream loads in a newer release; a newer stream is refused by an older one.
+    expectation: Callable[[Release, Release, str], Outcome] = field(default=None)  # type: ignore[assignment]
     _by_name: dict[str, Release] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for release in self.releases:
             self._by_name[release.name] = release
+        if self.expectation is None:
+            object.__setattr__(self, "expectation", self.newer_is_refused)
+
+    def index(self, release: Release) -> int:
+        return self.releases.index(release)
+
+    def newer_is_refused(self, source: Release, destination: Release, pairing: str) -> Outcome:
+        """Older or same release -> ok; newer -> refused, on every pairing."""
+        return Outcome.OK if self.index(source) <= self.index(destination) else Outcome.REFUSED
 
     def release(self, name: str) -> Release:
         try:

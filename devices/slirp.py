@@ -40,6 +40,7 @@ stream loaded by v4 code gets IPv4 families (libslirp's ``pre_load``), so the
 
 from __future__ import annotations
 
+import copy
 import random
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -559,8 +560,49 @@ RELEASES: tuple[Release, ...] = tuple(
 )
 
 
+def fixed_states(release: Release) -> list[State]:
+    """The empty state QEMU writes with no guest, and a full one: two
+    guest-forward sockets (IPv4 and, from v4, IPv6) with full buffers, a
+    non-zero ip_id and allocated bootp clients."""
+    version = release.version_id
+    empty: State = {"sockets": []}
+    if version >= 2:
+        empty["ip_id"] = 0
+    if version >= 3:
+        empty["bootp_clients"] = [_default_bootp_client() for _ in range(NB_BOOTP_CLIENTS)]
+    full = copy.deepcopy(empty)
+    for index in range(2):
+        socket = _default_socket(version)
+        socket.update(so_urgc=index, so_faddr=0x6402000A, so_laddr=0x0F02000A, so_fport=0x5C11, so_lport=0x3930)
+        if version >= 4:
+            socket["fhost"] = {"family": FAMILY_INET, "addr": 0x6402000A, "port": 0x5C11}
+            socket["lhost"] = (
+                {"family": FAMILY_INET, "addr": 0x0F02000A, "port": 0x3930}
+                if index == 0
+                else {"family": 10, "addr": 0, "port": 0}
+            )
+        socket.update(so_iptos=0x10, so_emu=0, so_type=1, so_state=0x4)
+        for name, size in (("so_rcv", 8192), ("so_snd", 4096)):
+            socket[name] = {
+                "sb_cc": size,
+                "sb_datalen": size,
+                "woff": 7,
+                "roff": size - 1,
+                "data": bytes(range(256)) * (size // 256),
+            }
+        socket["so_tcpcb"]["t_state"] = 4
+        socket["so_tcpcb"]["snd_una"] = 0xFFFFFFFF
+        full["sockets"].append(socket)
+    if version >= 2:
+        full["ip_id"] = 0xBEEF
+    if version >= 3:
+        full["bootp_clients"][0] = {"allocated": 1, "macaddr": bytes.fromhex("525400123456")}
+    return [empty, full]
+
+
 DEVICE = Device(
     name="slirp",
+    fixed_states=fixed_states,
     summary="libslirp user-mode networking: guest-forward sockets, ip_id, bootp clients",
     releases=RELEASES,
     strategy=strategy,

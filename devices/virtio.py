@@ -36,6 +36,7 @@ why an older QEMU refuses a newer stream only when a new subsection is needed.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -556,8 +557,55 @@ def _section_codec(idstr: str, version: int) -> SectionCodec | None:
     return CapturedSectionCodec(idstr, version)
 
 
+def fixed_states(release: Release) -> list[State]:
+    """No queues and no subsections; and three queues with every subsection the
+    release knows (non-default values), which older releases must refuse."""
+    description = release.description
+    nested = description.fields[-1].type
+    assert isinstance(nested, Description)
+    minimal = copy.deepcopy(description.defaults())
+    minimal.update(
+        pci_version=2,
+        config_vector=VIRTIO_NO_VECTOR,
+        config_len=REFERENCE_CONFIG_SIZE,
+        config=bytes(REFERENCE_CONFIG_SIZE),
+        virtio={},
+    )
+    full = copy.deepcopy(minimal)
+    full.update(
+        status=0x0F,
+        queue_sel=2,
+        guest_features=0x30000000 & REFERENCE_HOST_FEATURES,
+        config=bytes.fromhex("5254001234560100"),
+        queues=[{"num": 256, "desc": 0x100000 * (i + 1), "last_avail_idx": 7 * i, "vector": i} for i in range(3)],
+    )
+    full["virtio"] = {sub.name: _non_default(sub.description) for sub in nested.subsections}
+    return [minimal, full]
+
+
+def _non_default(description: Description) -> State:
+    """A description's state with every subsection present and its scalars (and
+    the first element of each array of structs) changed from the defaults."""
+    state = copy.deepcopy(description.defaults())
+    for field in description.fields:
+        value = state[field.name]
+        if isinstance(field.type, Description):
+            state[field.name] = _non_default(field.type)
+        elif isinstance(value, bool):
+            state[field.name] = True
+        elif isinstance(value, int):
+            state[field.name] = 1
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            first = {key: 2 if type(item) is int else item for key, item in value[0].items()}
+            state[field.name] = [first, *value[1:]]
+    for sub in description.subsections:
+        state[sub.name] = _non_default(sub.description)
+    return state
+
+
 DEVICE = Device(
     name="virtio",
+    fixed_states=fixed_states,
     summary="generic virtio state (virtio-net over virtio-pci), subsections added release by release",
     releases=(
         _release("qemu-2.1", "VIRTIO_QUEUE_MAX 64, no subsections"),

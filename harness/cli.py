@@ -106,6 +106,86 @@ def convert(source: str, target: str, to: str) -> None:
     click.echo(f"wrote {len(out)} bytes ({to}) to {target}")
 
 
+@cli.command()
+@click.option("--device", "device_names", multiple=True, help="Only this device (repeatable).")
+@click.option(
+    "--pairing", "pairings", multiple=True, help="Only this pairing (repeatable), e.g. ber or 'qemufile>ber>qemufile'."
+)
+@click.option("--source", "sources", multiple=True, help="Only this source release (repeatable).")
+@click.option("--destination", "destinations", multiple=True, help="Only this destination release (repeatable).")
+@click.option(
+    "--examples", type=click.IntRange(1, 100_000), default=None, help="Generated states per cell [default: 10]."
+)
+@click.option("--seed", type=int, default=None, help="Seed of the generated states [default: 20111].")
+@click.option("--jobs", type=click.IntRange(1, 256), default=None, help="Worker processes [default: all cores].")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="reports", show_default=True)
+@click.option(
+    "--waivers",
+    "waiver_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Waiver file [default: waivers.toml when it exists].",
+)
+@click.option("--no-shrink", is_flag=True, help="Do not shrink failing examples.")
+def matrix(
+    device_names: tuple[str, ...],
+    pairings: tuple[str, ...],
+    sources: tuple[str, ...],
+    destinations: tuple[str, ...],
+    examples: int | None,
+    seed: int | None,
+    jobs: int | None,
+    out_dir: str,
+    waiver_file: str | None,
+    no_shrink: bool,
+) -> None:
+    """Run the compatibility matrix and write its reports.
+
+    Every device x source release x destination release x visitor pairing;
+    exit 0 when every cell matches its expectation, 1 when not.
+    """
+    from harness import matrix as matrix_module
+    from harness import report
+
+    waivers: frozenset[str] = frozenset()
+    try:
+        if waiver_file is not None or Path("waivers.toml").exists():
+            waivers = matrix_module.load_waivers(Path(waiver_file or "waivers.toml"))
+        config = matrix_module.MatrixConfig(
+            devices=device_names,
+            pairings=pairings or tuple(matrix_module.PAIRING_PATHS),
+            sources=sources,
+            destinations=destinations,
+            examples=examples or matrix_module.DEFAULT_EXAMPLES,
+            seed=matrix_module.DEFAULT_SEED if seed is None else seed,
+            jobs=jobs or matrix_module.default_jobs(),
+            waivers=waivers,
+            shrink=not no_shrink,
+        )
+        specs = matrix_module.cells_of(config)
+    except MigcompatError as error:
+        _fail(str(error))
+        return
+    with click.progressbar(length=len(specs), label="matrix", file=sys.stderr) as bar:
+        results = matrix_module.run_matrix(config, progress=lambda cell: bar.update(1))
+    try:
+        written = report.write_all(results, Path(out_dir))
+    except OSError as error:
+        _fail(f"cannot write reports to {out_dir}: {error.strerror}")
+        return
+    totals = results.outcome_totals()
+    click.echo(
+        f"{len(results.cells)} cells in {results.meta['seconds']} s: "
+        + ", ".join(f"{count} {outcome}" for outcome, count in sorted(totals.items()))
+    )
+    for line in matrix_module.iter_failures(results):
+        click.echo(f"FAIL {line}")
+    for key in results.meta.get("unused_waivers", []):
+        click.echo(f"note: waiver for {key} matched no cell")
+    click.echo("reports: " + ", ".join(str(path) for path in written))
+    sys.exit(EXIT_OK if results.passed else EXIT_INCOMPATIBLE)
+
+
 @cli.command("devices")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable output.")
 def list_devices(as_json: bool) -> None:

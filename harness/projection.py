@@ -33,9 +33,7 @@ def _description(state: Mapping[str, Any], source: Description, destination: Des
     return out
 
 
-def _fields(
-    state: Mapping[str, Any], source: tuple[Field, ...], destination: tuple[Field, ...], version: int
-) -> State:
+def _fields(state: Mapping[str, Any], source: tuple[Field, ...], destination: tuple[Field, ...], version: int) -> State:
     sent = {field.name: field for field in source}
     out: State = {}
     for field in destination:

@@ -1,0 +1,28 @@
+"""Matrix reports: one module per output format, all rendered from one results model.
+
+Why: collect once, render many (coverage.py's shape). ``matrix.json`` is the
+source of truth; the other formats are views of the same
+:class:`~harness.results.MatrixResults`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.report import json_report
+from harness.results import MatrixResults
+
+#: File name -> module with ``report(results, outfile)``.
+FORMATS = {"matrix.json": json_report}
+
+
+def write_all(results: MatrixResults, out_dir: Path) -> list[Path]:
+    """Write every report into ``out_dir``; returns the paths written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, module in FORMATS.items():
+        path = out_dir / name
+        with path.open("w", encoding="utf-8") as outfile:
+            module.report(results, outfile)
+        written.append(path)
+    return written
