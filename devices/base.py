@@ -63,20 +63,24 @@ class Device:
     #: the newest release whose description accepts that version.
     section_codec: Callable[[str, int], SectionCodec | None] | None = None
     #: The compatibility policy: the outcome the device promises for a cell
-    #: (source release, destination release, pairing). The default promises
-    #: what QEMU's rules give devices that only ever add things: an older
-    #: stream loads in a newer release; a newer stream is refused by an older one.
-    expectation: Callable[[Release, Release, str], Outcome] = field(default=None)  # type: ignore[assignment]
+    #: (source release, destination release, pairing); None means
+    #: :meth:`newer_is_refused`, what QEMU's rules give a device that only ever
+    #: adds things.
+    policy: Callable[[Release, Release, str], Outcome] | None = None
     _by_name: dict[str, Release] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for release in self.releases:
             self._by_name[release.name] = release
-        if self.expectation is None:
-            object.__setattr__(self, "expectation", self.newer_is_refused)
+
+    def expectation(self, source: Release, destination: Release, pairing: str) -> Outcome:
+        """The outcome this device promises for a cell."""
+        if self.policy is not None:
+            return self.policy(source, destination, pairing)
+        return self.newer_is_refused(source, destination, pairing)
 
     def index(self, release: Release) -> int:
-        return self.releases.index(release)
+        return [known.name for known in self.releases].index(release.name)
 
     def newer_is_refused(self, source: Release, destination: Release, pairing: str) -> Outcome:
         """Older or same release -> ok; newer -> refused, on every pairing."""
