@@ -228,6 +228,135 @@ def bench(as_json: bool, quick: bool) -> None:
     sys.exit(benchmark.main(as_json, quick))
 
 
+# -- releases and golden streams ----------------------------------------------------------
+
+_GOLDEN_DIRECTORY = "corpora/golden"
+
+
+@cli.command("negotiate")
+@click.argument("source")
+@click.argument("destination")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable output.")
+def negotiate_releases(source: str, destination: str, as_json: bool) -> None:
+    """Agree on a wire format between two hypervisor releases and load every device.
+
+    Prints the protocol (the first format in SOURCE's preference order that
+    DESTINATION speaks) and, per device, the outcome of loading SOURCE's device
+    release at DESTINATION's. Exit 0 when every device does what it promises
+    (ok, or refused where the device release is newer), 1 when one does not or
+    the releases share no wire format, 2 for an unknown release.
+    """
+    from harness import negotiate, releases
+    from harness.results import Outcome
+
+    try:
+        sender, receiver = releases.get(source), releases.get(destination)
+        agreement = negotiate.negotiate(sender, receiver)
+    except MigcompatError as error:
+        _fail(str(error))
+        return
+    if as_json:
+        document = {
+            "source": {"name": sender.name, "formats": list(sender.formats), "devices": dict(sender.devices)},
+            "destination": {
+                "name": receiver.name,
+                "formats": list(receiver.formats),
+                "devices": dict(receiver.devices),
+            },
+            "protocol": agreement.protocol,
+            "worst": agreement.worst.value,
+            "compatible": agreement.compatible,
+            "devices": [
+                {
+                    "device": device.device,
+                    "source": device.source,
+                    "destination": device.destination,
+                    "outcome": device.outcome.value,
+                    "expected": device.expected.value,
+                    "matches": device.matches,
+                    "message": device.message,
+                    "path": device.path,
+                }
+                for device in agreement.devices
+            ],
+        }
+        click.echo(json.dumps(document, indent=2))
+    else:
+        speaks = (
+            f"{sender.name} speaks {', '.join(sender.formats)}; {receiver.name} speaks {', '.join(receiver.formats)}"
+        )
+        if agreement.protocol is None:
+            click.echo(f"{sender.name} -> {receiver.name}: no common wire format ({speaks})")
+        else:
+            click.echo(f"{sender.name} -> {receiver.name}: protocol {agreement.protocol} ({speaks})")
+        width = max((len(device.device) for device in agreement.devices), default=0)
+        for device in agreement.devices:
+            releases_shown = f"{device.source} -> {device.destination or '(none)'}"
+            line = f"  {device.device:<{width}}  {releases_shown:<22} {device.outcome.value}"
+            if not device.matches:
+                line += f" (expected {device.expected.value})"
+            if device.outcome is not Outcome.OK and device.message:
+                line += f": {device.message}" + (f" at {device.path}" if device.path else "")
+            click.echo(line)
+        click.echo("compatible: every device does what it promises" if agreement.compatible else "INCOMPATIBLE")
+    sys.exit(EXIT_OK if agreement.compatible else EXIT_INCOMPATIBLE)
+
+
+@cli.command("golden")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=_GOLDEN_DIRECTORY, show_default=True)
+def write_golden(out_dir: str) -> None:
+    """Write the golden streams: every fixed state of every device release, in every wire format.
+
+    Deterministic: the same code writes the same bytes. Golden files the code no
+    longer writes (a release or state that is gone) are removed.
+    """
+    from harness import golden
+
+    try:
+        files = golden.build()
+        removed = golden.write_corpus(Path(out_dir), files)
+    except MigcompatError as error:
+        _fail(str(error))
+        return
+    except OSError as error:
+        _fail(f"cannot write {out_dir}: {error.strerror}")
+        return
+    click.echo(f"wrote {len(files)} files ({sum(map(len, files.values()))} bytes) to {out_dir}")
+    for name in removed:
+        click.echo(f"removed {name}")
+
+
+@cli.command("gate")
+@click.option("--golden", "golden_dir", type=click.Path(file_okay=False), default=_GOLDEN_DIRECTORY, show_default=True)
+def golden_gate(golden_dir: str) -> None:
+    """Load every golden stream with the current code at every current release of its device.
+
+    Exit 0 when every load matches the device's expectation and every release
+    has its golden files, 1 when not (each failure is printed), 2 when the
+    golden directory is missing or unreadable.
+    """
+    from harness import golden
+
+    try:
+        result = golden.gate(golden.read_corpus(Path(golden_dir)))
+    except MigcompatError as error:
+        _fail(str(error))
+        return
+    totals = result.totals()
+    loads = [load for cell in result.cells for load in cell.loads]
+    click.echo(
+        f"golden gate: {len({load.file for load in loads})} streams, {len(loads)} loads at every current release, "
+        f"{len(result.cells)} cells: " + ", ".join(f"{count} {outcome}" for outcome, count in sorted(totals.items()))
+    )
+    for problem in result.problems:
+        click.echo(f"FAIL {problem}")
+    for cell in result.failures:
+        click.echo(f"FAIL {golden.describe_failure(cell)}")
+    failed = len(result.problems) + len(result.failures)
+    click.echo("passed" if result.passed else f"{failed} failures")
+    sys.exit(EXIT_OK if result.passed else EXIT_INCOMPATIBLE)
+
+
 def main() -> None:
     cli()
 

@@ -75,6 +75,8 @@ class MatrixConfig:
     jobs: int = 1
     waivers: frozenset[str] = frozenset()
     shrink: bool = True
+    #: Also run the mutation matrix (:mod:`harness.mutants`) on the selected devices.
+    mutants: bool = True
 
 
 @dataclass(frozen=True)
@@ -326,6 +328,13 @@ def run_matrix(config: MatrixConfig, progress: Callable[[Cell], None] | None = N
     started = time.time()
     results = MatrixResults()
     results.cells = run_cells(config, progress)
+    if config.mutants:
+        from harness import mutants  # imports this module: not at the top
+
+        results.mutants = mutants.run_all(config)
+    from harness import negotiate  # negotiate imports this module
+
+    results.releases = negotiate.release_rows(config, results.cells)
     unused = config.waivers - {cell.key for cell in results.cells}
     results.meta = {
         "tool": "migcompat",

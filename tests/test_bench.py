@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from harness import bench
+from harness.compiled import compile_codec
 from harness.errors import UsageError
 from harness.vmstate import State
 
@@ -50,6 +51,8 @@ def test_sizes(results: bench.BenchResults) -> None:
     size = {(m.codec, m.op): m.bytes for m in results.measurements}
     assert size["dict", "encode"] is None
     assert size["struct", "encode"] == size["qemufile", "encode"] == size["qemufile", "decode"]
+    assert size["qemufile-walker", "encode"] == size["qemufile", "encode"]
+    assert size["ber-walker", "encode"] == size["ber", "encode"] == size["ber", "decode"]
     assert size["struct", "encode"] == 4 + 8 * 2 + 1 * 2 + 2 + bench.CONFIG_SIZE + 8 * (4 + 8 * 3 + 2 * 3 + 1)
     if "pyasn1" not in results.skipped:
         assert size["pyasn1", "encode"] == size["ber", "encode"]
@@ -57,12 +60,33 @@ def test_sizes(results: bench.BenchResults) -> None:
 
 def test_ratios_cover_each_op(results: bench.BenchResults) -> None:
     names = {(r.name, r.op) for r in results.ratios}
-    wanted = {("qemufile/ber", op) for op in bench.OPS} | {("struct/qemufile", op) for op in bench.OPS}
+    pairs = [
+        "qemufile/ber",
+        "struct/qemufile",
+        "qemufile-walker/ber-walker",
+        "struct/qemufile-walker",
+        "qemufile/qemufile-walker",
+        "ber/ber-walker",
+    ]
     if "pyasn1" not in results.skipped:
-        wanted |= {("ber/pyasn1", op) for op in bench.OPS}
-    assert names == wanted
+        pairs += ["ber/pyasn1", "ber-walker/pyasn1"]
+    assert names == {(pair, op) for pair in pairs for op in bench.OPS}
     for ratio in results.ratios:
         assert ratio.value > 0
+    targets = {r.name: (r.target_min, r.target_max) for r in results.ratios}
+    assert targets["qemufile/ber"] == (None, 2.0) and targets["struct/qemufile"] == (None, 2.0)
+    assert targets["qemufile-walker/ber-walker"] == (None, None)
+    if "pyasn1" not in results.skipped:
+        assert targets["ber/pyasn1"] == (20.0, None) and targets["ber-walker/pyasn1"] == (None, None)
+
+
+def test_the_wire_rows_measure_the_compiled_path() -> None:
+    codecs, _skipped = bench.build_codecs()
+    for fmt in ("qemufile", "ber"):
+        compiled = compile_codec(bench.VIRTIO, fmt)
+        assert compiled.compiled
+        assert codecs[fmt].encode == compiled.encode and codecs[fmt].decode == compiled.decode
+        assert codecs[f"{fmt}-walker"].encode != compiled.encode
 
 
 def test_json_report(results: bench.BenchResults) -> None:
@@ -90,7 +114,8 @@ def test_every_codec_round_trips_every_workload() -> None:
         state = bench.make_state(queues)
         assert len(state["queues"]) == queues
         encoded = bench.check_codecs(codecs, state)
-        assert encoded["struct"] == encoded["qemufile"]
+        assert encoded["struct"] == encoded["qemufile"] == encoded["qemufile-walker"]
+        assert encoded["ber"] == encoded["ber-walker"]
 
 
 def test_states_are_deterministic() -> None:

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.report import json_report
+from harness.report import html, json_report, junit, markdown
 from harness.results import MatrixResults
 
 #: File name -> module with ``report(results, outfile)``.
-FORMATS = {"matrix.json": json_report}
+FORMATS = {
+    "matrix.json": json_report,
+    "matrix.md": markdown,
+    "matrix.html": html,
+    "junit.xml": junit,
+}
 
 
 def write_all(results: MatrixResults, out_dir: Path) -> list[Path]:

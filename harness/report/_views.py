@@ -1,0 +1,211 @@
+"""What the Markdown, HTML and JUnit reports share: marks, grids and cell details.
+
+Why: the format modules should only lay out. Grouping a device's cells into a
+source x destination grid, the mark each outcome gets, the words that say why a
+cell passes or fails and the text that explains it are decided once here, so
+the views cannot drift apart. Everything is computed from
+:class:`~harness.results.MatrixResults` alone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.results import Cell, MatrixResults, MutantOutcome, MutantResult, Outcome, ReleaseRow
+
+#: Outcomes from best to worst: the order of every legend and totals row.
+OUTCOMES: tuple[Outcome, ...] = tuple(sorted(Outcome, key=lambda outcome: outcome.severity))
+MUTANT_OUTCOMES: tuple[MutantOutcome, ...] = (
+    MutantOutcome.DETECTED,
+    MutantOutcome.CORRUPT,
+    MutantOutcome.HARMLESS,
+    MutantOutcome.CRASH,
+)
+
+#: One mark per outcome; each is distinct without color, for terminals and screen readers.
+MARKS: dict[Outcome, str] = {
+    Outcome.OK: "✓",
+    Outcome.REFUSED: "⊘",
+    Outcome.DETECTED: "⚑",
+    Outcome.CORRUPT: "✗",
+    Outcome.CRASH: "💥",
+}
+
+#: The same marks for pages that cannot count on a color-emoji font (a browser on a bare
+#: Linux desktop or in CI draws 💥 as an empty box); every glyph here is in DejaVu Sans.
+TEXT_MARKS: dict[Outcome, str] = {**MARKS, Outcome.CRASH: "☠"}
+
+#: What each outcome means, for legends (DESIGN §7).
+MEANINGS: dict[Outcome, str] = {
+    Outcome.OK: "loaded; equals the source state projected onto the destination",
+    Outcome.REFUSED: "clean, expected refusal (version out of range, unknown needed subsection)",
+    Outcome.DETECTED: "type or shape mismatch detected and refused with field path and offset",
+    Outcome.CORRUPT: "loaded without error, but the state is wrong (silent corruption)",
+    Outcome.CRASH: "exception outside the error hierarchy, a hang or a limit breach",
+}
+
+#: How much of a shrunk example a report shows; ``matrix.json`` keeps it whole.
+EXAMPLE_CHARS = 600
+
+
+@dataclass
+class Grid:
+    """One device's cells as rows of source releases and columns of destination releases."""
+
+    device: str
+    sources: list[str]
+    destinations: list[str]
+    #: Pairing names in the order the marks of a grid cell are drawn.
+    pairings: list[str]
+    cells: dict[tuple[str, str], list[Cell]] = field(default_factory=dict)
+
+    def at(self, source: str, destination: str) -> list[Cell]:
+        """The cells of one (source, destination), in pairing order."""
+        return self.cells.get((source, destination), [])
+
+    @property
+    def all_cells(self) -> list[Cell]:
+        return [
+            cell
+            for source in self.sources
+            for destination in self.destinations
+            for cell in self.at(source, destination)
+        ]
+
+
+def grids(results: MatrixResults) -> list[Grid]:
+    """One grid per device, releases and pairings in the order the matrix ran them."""
+    made: list[Grid] = []
+    for device in results.devices():
+        cells = [cell for cell in results.cells if cell.device == device]
+        grid = Grid(
+            device=device,
+            sources=list(dict.fromkeys(cell.source for cell in cells)),
+            destinations=list(dict.fromkeys(cell.destination for cell in cells)),
+            pairings=list(dict.fromkeys(cell.pairing for cell in cells)),
+        )
+        order = {pairing: index for index, pairing in enumerate(grid.pairings)}
+        for cell in sorted(cells, key=lambda cell: order[cell.pairing]):
+            grid.cells.setdefault((cell.source, cell.destination), []).append(cell)
+        made.append(grid)
+    return made
+
+
+def verdict(cell: Cell) -> str:
+    """Why the cell passes or fails the gate, in a few words."""
+    if cell.waived and cell.matches:
+        return "FAILS: waived, but now matches its expectation; remove the waiver"
+    if cell.waived:
+        return f"waived: {cell.outcome.value} instead of {cell.expected.value}"
+    if not cell.matches:
+        return f"FAILS: {cell.outcome.value}, expected {cell.expected.value}"
+    if cell.failed:
+        return f"FAILS: {cell.outcome.value} always fails unless waived"
+    return "as expected"
+
+
+def counts_text(cell: Cell) -> str:
+    """``4 examples: 3 ok, 1 refused``, outcomes from best to worst."""
+    parts = [f"{cell.counts[outcome.value]} {outcome.value}" for outcome in OUTCOMES if cell.counts.get(outcome.value)]
+    known = {outcome.value for outcome in Outcome}
+    extra = [f"{count} {name}" for name, count in sorted(cell.counts.items()) if name not in known]
+    listed = ", ".join(parts + extra)
+    return f"{cell.examples} examples" + (f": {listed}" if listed else "")
+
+
+def example_text(example: Any, limit: int = EXAMPLE_CHARS) -> str:
+    """A shrunk example as compact JSON, cut at ``limit`` characters."""
+    if example is None:
+        return ""
+    text = json.dumps(example, sort_keys=True, separators=(",", ":"), default=str)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit} more characters in matrix.json)"
+
+
+def detail_fields(cell: Cell, example_limit: int = EXAMPLE_CHARS) -> list[tuple[str, str]]:
+    """(label, value) pairs that explain a cell; empty values are left out."""
+    detail = cell.detail
+    rows = [
+        ("cell", cell.key),
+        ("outcome", cell.outcome.value),
+        ("expected", cell.expected.value),
+        ("verdict", verdict(cell)),
+        ("message", detail.message),
+        ("path", detail.path),
+        ("offset", "" if detail.offset is None else str(detail.offset)),
+        ("examples", counts_text(cell)),
+        ("seed", "" if detail.seed is None else str(detail.seed)),
+        ("seconds", f"{cell.seconds:.3f}"),
+        ("replay", detail.replay),
+        ("example", example_text(detail.example, example_limit)),
+    ]
+    return [(label, value) for label, value in rows if value]
+
+
+def detail_text(cell: Cell, example_limit: int = EXAMPLE_CHARS) -> str:
+    """The cell's explanation as ``label: value`` lines."""
+    return "\n".join(f"{label}: {value}" for label, value in detail_fields(cell, example_limit))
+
+
+def headline(results: MatrixResults) -> str:
+    """``205 cells: 203 pass, 2 fail`` -- the first thing every report says."""
+    failing = len(results.failures)
+    return f"{len(results.cells)} cells: {len(results.cells) - failing} pass, {failing} fail"
+
+
+@dataclass
+class MutantRow:
+    """Mutant results of one device, mutant class and wire format."""
+
+    device: str
+    mutant_class: str
+    format: str
+    results: list[MutantResult] = field(default_factory=list)
+
+    @property
+    def counts(self) -> Counter[str]:
+        return Counter(result.outcome.value for result in self.results)
+
+
+def mutant_rows(results: MatrixResults) -> list[MutantRow]:
+    """Mutants grouped by (device, class, format), in the order they were run."""
+    rows: dict[tuple[str, str, str], MutantRow] = {}
+    for result in results.mutants:
+        key = (result.device, result.mutant_class, result.format)
+        rows.setdefault(key, MutantRow(*key)).results.append(result)
+    return list(rows.values())
+
+
+@dataclass
+class ReleaseGrid:
+    """Release-level negotiation as rows of source releases and columns of destinations."""
+
+    sources: list[str]
+    destinations: list[str]
+    rows: dict[tuple[str, str], ReleaseRow]
+
+    def at(self, source: str, destination: str) -> ReleaseRow | None:
+        return self.rows.get((source, destination))
+
+
+def release_grid(results: MatrixResults) -> ReleaseGrid:
+    return ReleaseGrid(
+        sources=list(dict.fromkeys(row.source for row in results.releases)),
+        destinations=list(dict.fromkeys(row.destination for row in results.releases)),
+        rows={(row.source, row.destination): row for row in results.releases},
+    )
+
+
+def release_text(row: ReleaseRow) -> str:
+    """A release pair's negotiation, with each device's verdict, as lines."""
+    lines = [
+        f"{row.source} -> {row.destination}",
+        f"protocol: {row.protocol or 'none in common'}",
+        f"worst outcome: {row.worst.value}",
+    ]
+    lines.extend(f"{device}: {value}" for device, value in row.devices.items())
+    return "\n".join(lines)

@@ -1,0 +1,338 @@
+"""``matrix.html``: the colored matrix a person opens in a browser.
+
+Why: a matrix of hundreds of cells is read by eye -- which release pairs are
+green, where the red is -- and then one cell at a time. So each device gets a
+grid (rows: source releases, columns: destination releases) whose cells hold
+one colored mark per visitor pairing, and every mark explains itself: on hover
+(its ``title``) and on click (a ``<details>`` popover that stays open to be read
+and copied from). The file is self-contained -- inline CSS, a few lines of
+inline JS, no fonts, images or CDN -- so it works as a CI artifact opened from
+disk, offline.
+
+Strategy: plain string building; every value taken from the results passes
+through :func:`_e` (``html.escape``, quotes included) on its way in, and the
+only unescaped text is the constant CSS, JS and tag skeleton below. Marks carry
+their symbol as well as their color, so the grid reads without color too.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterator
+from typing import TextIO
+
+from harness.report._views import (
+    MEANINGS,
+    MUTANT_OUTCOMES,
+    OUTCOMES,
+    TEXT_MARKS,
+    Grid,
+    detail_fields,
+    detail_text,
+    grids,
+    headline,
+    mutant_rows,
+    release_grid,
+    release_text,
+    verdict,
+)
+from harness.results import Cell, MatrixResults, MutantOutcome
+
+#: Shrunk example characters in a hover tooltip; the click popover shows the longer EXAMPLE_CHARS.
+TITLE_EXAMPLE_CHARS = 200
+
+_CSS = """
+:root { --ok: #2e7d32; --refused: #78909c; --detected: #1565c0; --corrupt: #c62828; --crash: #4a148c;
+  --ink: #1c1e21; --muted: #5f6368; --line: #d0d4d9; --paper: #fff; --wash: #f5f6f8; }
+* { box-sizing: border-box; }
+body { margin: 0; padding: 24px 32px 48px; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif;
+  color: var(--ink); background: var(--wash); }
+h1 { margin: 0 0 4px; font-size: 24px; }
+h2 { margin: 0 0 8px; font-size: 18px; }
+h3 { margin: 0 0 6px; font-size: 15px; }
+code, pre { font: 12px/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
+.status { display: inline-block; padding: 2px 10px; border-radius: 12px; color: #fff; font-weight: 600; }
+.status.pass { background: var(--ok); }
+.status.fail { background: var(--corrupt); }
+.meta { color: var(--muted); margin: 6px 0 14px; }
+.meta span + span::before { content: " · "; }
+.panel { background: var(--paper); border: 1px solid var(--line); border-radius: 8px; padding: 14px 18px;
+  margin: 0 0 18px; }
+.totals { display: flex; flex-wrap: wrap; gap: 10px; margin: 10px 0 0; }
+.total { display: flex; align-items: center; gap: 8px; padding: 6px 12px; border: 1px solid var(--line);
+  border-radius: 8px; background: var(--paper); }
+.total b { font-size: 18px; }
+.legend { display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); gap: 6px 18px; }
+.legend div { display: flex; align-items: center; gap: 8px; }
+.notes { margin: 8px 0 0; color: var(--muted); }
+.devices { display: flex; flex-wrap: wrap; gap: 18px; align-items: flex-start; margin: 0 0 18px; }
+.devices .panel { margin: 0; }
+.order { color: var(--muted); margin: 0 0 10px; }
+table { border-collapse: collapse; }
+.grid th, .grid td { border: 1px solid var(--line); padding: 6px 8px; text-align: center; vertical-align: middle; }
+.grid thead th { background: var(--wash); font-weight: 600; white-space: nowrap; }
+.grid tbody th { background: var(--wash); text-align: right; white-space: nowrap; }
+.grid .corner { color: var(--muted); font-weight: 400; font-size: 12px; }
+.grid td.cell { position: relative; background: var(--paper); }
+.grid td.diagonal { background: #eef1f5; }
+.marks { display: flex; gap: 4px; justify-content: center; flex-wrap: nowrap; }
+.mark { position: relative; }
+.mark > summary { list-style: none; cursor: pointer; position: relative; display: flex; align-items: center;
+  justify-content: center; width: 24px; height: 24px; border-radius: 5px; color: #fff; font-size: 14px;
+  line-height: 1; user-select: none; }
+.mark > summary::-webkit-details-marker { display: none; }
+.mark[open] > summary { outline: 3px solid #f9a825; outline-offset: 2px; }
+.mark > summary:focus-visible { outline: 3px solid #f9a825; outline-offset: 1px; }
+.swatch { display: inline-flex; align-items: center; justify-content: center; width: 24px; height: 24px;
+  border-radius: 5px; color: #fff; font-size: 14px; flex: none; }
+.ok { background: var(--ok); }
+.refused { background: var(--refused); }
+.detected { background: var(--detected); }
+.corrupt { background: var(--corrupt); }
+.crash { background: var(--crash); }
+.mark.unexpected > summary, .swatch.unexpected { box-shadow: 0 0 0 2px var(--paper), 0 0 0 4px #111; }
+.mark.failing > summary, .swatch.failing { box-shadow: 0 0 0 2px var(--paper), 0 0 0 4px #ff1744; }
+.mark.waived > summary, .swatch.waived { box-shadow: none; outline: 2px dashed #111; outline-offset: 2px; }
+.mark.waived.failing > summary { outline-color: #ff1744; }
+.badge { position: absolute; top: -7px; right: -7px; min-width: 14px; height: 14px; padding: 0 3px;
+  border-radius: 7px; background: #111; color: #fff; font-size: 10px; font-weight: 700; line-height: 14px; }
+.badge.waived { background: #fff; color: #111; border: 1px solid #111; line-height: 12px; }
+.popover { position: absolute; z-index: 10; top: 30px; left: -8px; width: 460px; max-width: 80vw; text-align: left;
+  background: var(--paper); border: 1px solid #9aa0a6; border-radius: 8px; padding: 10px 12px;
+  box-shadow: 0 6px 24px rgba(0, 0, 0, 0.18); }
+.grid td.cell:nth-last-child(-n+2) .popover { left: auto; right: -8px; }
+.popover dl, .failure dl { display: grid; grid-template-columns: max-content 1fr; gap: 2px 12px; margin: 6px 0 0; }
+.popover dt, .failure dt { color: var(--muted); }
+.popover dd, .failure dd { margin: 0; overflow-wrap: anywhere; white-space: pre-wrap; }
+.popover pre, .failure pre { margin: 0; white-space: pre-wrap; overflow-wrap: anywhere; max-height: 220px;
+  overflow: auto; background: var(--wash); padding: 4px 6px; border-radius: 4px; }
+.failures { list-style: none; margin: 0; padding: 0; }
+.failure { border-top: 1px solid var(--line); padding: 10px 0; }
+.failure:first-child { border-top: 0; }
+.failure h3 { display: flex; align-items: center; gap: 8px; }
+.numbers td, .numbers th { border: 1px solid var(--line); padding: 4px 10px; }
+.numbers thead th { background: var(--wash); }
+.numbers td.count { text-align: right; font-variant-numeric: tabular-nums; }
+.numbers td.bad { background: #fdecea; color: var(--corrupt); font-weight: 700; }
+.releases td { color: #fff; font-weight: 600; }
+.releases td.none { background: var(--paper); color: var(--muted); font-weight: 400; }
+.empty { color: var(--muted); font-style: italic; }
+"""
+
+#: Clicking one mark closes the others; Escape closes all. Works without it, too.
+_JS = """
+document.addEventListener("toggle", function (event) {
+  var opened = event.target;
+  if (!opened.open || !opened.classList || !opened.classList.contains("mark")) return;
+  document.querySelectorAll("details.mark[open]").forEach(function (other) {
+    if (other !== opened) other.open = false;
+  });
+}, true);
+document.addEventListener("keydown", function (event) {
+  if (event.key !== "Escape") return;
+  document.querySelectorAll("details.mark[open]").forEach(function (open) { open.open = false; });
+});
+"""
+
+
+def _e(value: object) -> str:
+    """Text from the results, safe in element content and in quoted attributes."""
+    return html.escape(str(value), quote=True)
+
+
+def _classes(cell: Cell) -> str:
+    names = ["mark", cell.outcome.value]
+    if not cell.matches:
+        names.append("unexpected")
+    if cell.waived:
+        names.append("waived")
+    if cell.failed:
+        names.append("failing")
+    return " ".join(names)
+
+
+def _badges(cell: Cell) -> str:
+    badges = "" if cell.matches else '<span class="badge" aria-hidden="true">!</span>'
+    if cell.waived:
+        badges += '<span class="badge waived" aria-hidden="true">w</span>'
+    return badges
+
+
+def _fields(cell: Cell) -> str:
+    rows = []
+    for label, value in detail_fields(cell):
+        shown = f"<pre>{_e(value)}</pre>" if label in ("example", "replay") else _e(value)
+        rows.append(f"<dt>{_e(label)}</dt><dd>{shown}</dd>")
+    return "<dl>" + "".join(rows) + "</dl>"
+
+
+def _mark(cell: Cell) -> str:
+    title = f"{cell.pairing}: {cell.outcome.value}\n{detail_text(cell, TITLE_EXAMPLE_CHARS)}"
+    label = f"{cell.pairing}: {cell.outcome.value}, {verdict(cell)}"
+    return (
+        f'<details class="{_classes(cell)}" data-pairing="{_e(cell.pairing)}">'
+        f'<summary title="{_e(title)}" aria-label="{_e(label)}">{TEXT_MARKS[cell.outcome]}{_badges(cell)}</summary>'
+        f'<div class="popover"><h3>{_e(cell.key)}</h3>{_fields(cell)}</div>'
+        "</details>"
+    )
+
+
+def _head(results: MatrixResults) -> Iterator[str]:
+    yield "<!DOCTYPE html>"
+    yield '<html lang="en"><head><meta charset="utf-8">'
+    yield '<meta name="viewport" content="width=device-width, initial-scale=1">'
+    state = "compatible" if results.passed else f"{len(results.failures)} failing cells"
+    yield f"<title>migcompat matrix: {_e(state)}</title>"
+    yield f"<style>{_CSS}</style></head><body>"
+
+
+def _headline(results: MatrixResults) -> Iterator[str]:
+    status = (
+        '<span class="status pass">compatible</span>'
+        if results.passed
+        else f'<span class="status fail">{len(results.failures)} failing cells</span>'
+    )
+    yield f'<header class="panel"><h1>migcompat matrix {status}</h1>'
+    meta = results.meta
+    facts = [headline(results)]
+    templates = {"examples": "{} examples per cell", "seed": "seed {}", "seconds": "{} s", "jobs": "jobs {}"}
+    for key, template in templates.items():
+        if key in meta:
+            facts.append(template.format(meta[key]))
+    if "started" in meta:
+        facts.append(f"started {meta['started']}")
+    yield '<div class="meta">' + "".join(f"<span>{_e(fact)}</span>" for fact in facts) + "</div>"
+    totals = results.outcome_totals()
+    yield '<div class="totals">'
+    for outcome in OUTCOMES:
+        yield (
+            f'<div class="total" data-outcome="{outcome.value}"><span class="swatch {outcome.value}">'
+            f"{TEXT_MARKS[outcome]}</span><b>{totals.get(outcome.value, 0)}</b> {outcome.value}</div>"
+        )
+    yield "</div>"
+    for key in meta.get("unused_waivers", []):
+        yield f'<p class="notes">note: the waiver for <code>{_e(key)}</code> matched no cell</p>'
+    yield "</header>"
+
+
+def _legend() -> Iterator[str]:
+    yield '<section class="panel"><h2>Legend</h2><div class="legend">'
+    for outcome in OUTCOMES:
+        yield (
+            f'<div><span class="swatch {outcome.value}">{TEXT_MARKS[outcome]}</span>'
+            f"<span><b>{outcome.value}</b>: {_e(MEANINGS[outcome])}</span></div>"
+        )
+    yield (
+        '<div><span class="swatch ok unexpected" style="position:relative">✓<span class="badge">!</span></span>'
+        "<span>not the outcome the device expects</span></div>"
+    )
+    yield (
+        '<div><span class="swatch corrupt waived" style="position:relative">✗<span class="badge waived">w</span>'
+        "</span><span>waived: a known deviation (dashed; red when the waiver now fails)</span></div>"
+    )
+    yield '<div><span class="swatch corrupt failing">✗</span><span>fails the gate (red ring)</span></div>'
+    yield "</div>"
+    yield '<p class="notes">Hover a mark for its detail; click it to keep the detail open (Escape closes).</p>'
+    yield "</section>"
+
+
+def _grid(grid: Grid) -> Iterator[str]:
+    yield f'<section class="panel device" id="device-{_e(grid.device)}"><h2>{_e(grid.device)}</h2>'
+    yield (
+        '<p class="order">Marks per cell, left to right: '
+        + ", ".join(f"<code>{_e(pairing)}</code>" for pairing in grid.pairings)
+        + "</p>"
+    )
+    yield f'<table class="grid" data-device="{_e(grid.device)}"><thead><tr>'
+    yield '<th class="corner">source ↓ / destination →</th>'
+    yield "".join(f'<th scope="col">{_e(name)}</th>' for name in grid.destinations)
+    yield "</tr></thead><tbody>"
+    for source in grid.sources:
+        yield f'<tr><th scope="row">{_e(source)}</th>'
+        for destination in grid.destinations:
+            diagonal = " diagonal" if source == destination else ""
+            marks = "".join(_mark(cell) for cell in grid.at(source, destination))
+            yield (
+                f'<td class="cell{diagonal}" data-source="{_e(source)}" data-destination="{_e(destination)}">'
+                f'<div class="marks">{marks}</div></td>'
+            )
+        yield "</tr>"
+    yield "</tbody></table></section>"
+
+
+def _failures(results: MatrixResults) -> Iterator[str]:
+    failing = results.failures
+    yield '<section class="panel"><h2>Failing cells</h2>'
+    if not failing:
+        yield '<p class="empty">None: every cell has its expected outcome.</p></section>'
+        return
+    yield '<ul class="failures">'
+    for cell in failing:
+        yield (
+            f'<li class="failure"><h3><span class="swatch {cell.outcome.value}">{TEXT_MARKS[cell.outcome]}</span>'
+            f"<code>{_e(cell.key)}</code></h3>{_fields(cell)}</li>"
+        )
+    yield "</ul></section>"
+
+
+def _mutants(results: MatrixResults) -> Iterator[str]:
+    yield '<section class="panel"><h2>Mutants</h2>'
+    rows = mutant_rows(results)
+    if not rows:
+        yield '<p class="empty">No mutants were run.</p></section>'
+        return
+    yield '<table class="numbers mutants"><thead><tr><th>device</th><th>mutant class</th><th>format</th>'
+    yield "".join(f"<th>{outcome.value}</th>" for outcome in MUTANT_OUTCOMES) + "</tr></thead><tbody>"
+    for row in rows:
+        cells = []
+        counts = row.counts
+        for outcome in MUTANT_OUTCOMES:
+            count = counts.get(outcome.value, 0)
+            bad = " bad" if count and outcome in (MutantOutcome.CORRUPT, MutantOutcome.CRASH) else ""
+            which = [
+                f"{result.mutant} ({result.release}, {result.direction})"
+                + (f": {result.detail}" if result.detail else "")
+                for result in row.results
+                if result.outcome is outcome
+            ]
+            cells.append(f'<td class="count{bad}" title="{_e(chr(10).join(which))}">{count}</td>')
+        yield (
+            f"<tr><td>{_e(row.device)}</td><td>{_e(row.mutant_class)}</td><td>{_e(row.format)}</td>"
+            + "".join(cells)
+            + "</tr>"
+        )
+    yield "</tbody></table></section>"
+
+
+def _releases(results: MatrixResults) -> Iterator[str]:
+    if not results.releases:
+        return
+    releases = release_grid(results)
+    yield '<section class="panel"><h2>Releases</h2>'
+    yield '<p class="order">Negotiated protocol; color is the worst device outcome.</p>'
+    yield '<table class="grid releases"><thead><tr><th class="corner">source ↓ / destination →</th>'
+    yield "".join(f'<th scope="col">{_e(name)}</th>' for name in releases.destinations) + "</tr></thead><tbody>"
+    for source in releases.sources:
+        yield f'<tr><th scope="row">{_e(source)}</th>'
+        for destination in releases.destinations:
+            row = releases.at(source, destination)
+            if row is None:
+                yield '<td class="none">·</td>'
+                continue
+            protocol = _e(row.protocol or "none")
+            title = _e(release_text(row))
+            yield f'<td class="{row.worst.value}" title="{title}">{protocol} {TEXT_MARKS[row.worst]}</td>'
+        yield "</tr>"
+    yield "</tbody></table></section>"
+
+
+def report(results: MatrixResults, outfile: TextIO) -> None:
+    sections = [_head(results), _headline(results), _legend()]
+    sections.append(iter(['<div class="devices">']))
+    sections.extend(_grid(grid) for grid in grids(results))
+    sections.append(iter(["</div>"]))
+    sections.extend([_failures(results), _mutants(results), _releases(results)])
+    sections.append(iter([f"<script>{_JS}</script></body></html>"]))
+    for section in sections:
+        for line in section:
+            outfile.write(line + "\n")

@@ -1,0 +1,621 @@
+"""Compiled codecs are the generic walker, faster: same bytes, same states, same errors.
+
+Why: :mod:`harness.compiled` generates code from a description; the walker with
+the visitors stays the definition of both wires. Every test here is
+differential -- the compiled codec and the generic path on the same input must
+produce equal bytes or states (types included: ``True`` is not ``1``), or raise
+the same exception type with the same text (message, offset and path). Inputs
+are every release of every device through its own strategy, random descriptions
+using every description feature, hostile values on encode, and truncated,
+flipped, padded and re-framed encodings on decode, including the virtio and
+slirp sections of the real QEMU 7.2 captures.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _support import parse_tlv, to_indefinite
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import devices
+from devices.base import Device, Release
+from harness import bench, stream
+from harness.compiled import FORMATS, CompiledCodec, compile_codec
+from harness.errors import EncodeError
+from harness.visitor import Framing, ListFraming
+from harness.vmstate import Array, Buffer, Description, Field, FieldRef, Scalar, State, Struct, Subsection
+
+CORPUS = Path(__file__).parent.parent / "corpora" / "qemu-7.2"
+INTEGER_RANGES = {
+    "int8": (-128, 127),
+    "int16": (-32768, 32767),
+    "int32": (-(2**31), 2**31 - 1),
+    "int64": (-(2**63), 2**63 - 1),
+    "uint8": (0, 255),
+    "uint16": (0, 65535),
+    "uint32": (0, 2**32 - 1),
+    "uint64": (0, 2**64 - 1),
+}
+DEVICE_RELEASES = [(device, release) for device in devices.registry().values() for release in device.releases]
+RELEASE_IDS = [f"{device.name}-{release.name}" for device, release in DEVICE_RELEASES]
+
+
+# -- comparing outcomes ---------------------------------------------------------------
+
+
+def typed(value: Any) -> Any:
+    """``value`` with every leaf's type part of equality (``True != 1``, ``bytes != bytearray``)."""
+    if isinstance(value, dict):
+        return {key: typed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [typed(item) for item in value]
+    return (type(value).__name__, value)
+
+
+def outcome(call: Callable[[], Any]) -> tuple[Any, ...]:
+    """What a call did: its (typed) result, or its exception's type and text."""
+    try:
+        return ("ok", typed(call()))
+    except Exception as error:  # the compared codecs may raise anything; both must raise the same
+        return ("error", type(error), str(error))
+
+
+def assert_same_encode(codec: CompiledCodec, state: Any) -> tuple[Any, ...]:
+    expected = outcome(lambda: codec.generic_encode(state))
+    assert outcome(lambda: codec.encode(state)) == expected
+    return expected
+
+
+def assert_same_decode(codec: CompiledCodec, data: bytes, version: int | None = None) -> tuple[Any, ...]:
+    expected = outcome(lambda: codec.generic_decode(data, version))
+    assert outcome(lambda: codec.decode(data, version)) == expected
+    return expected
+
+
+@contextmanager
+def fast_path_only(*codecs: CompiledCodec) -> Iterator[None]:
+    """Make the generic path fail loudly: what runs inside must not need it."""
+
+    def refuse(*args: Any) -> Any:
+        raise AssertionError("the generic path was used")
+
+    for codec in codecs:
+        codec.generic_encode = refuse  # type: ignore[method-assign]
+        codec.generic_decode = refuse  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        for codec in codecs:
+            del codec.generic_encode
+            del codec.generic_decode
+
+
+def mutations(data: bytes, rng: random.Random, count: int) -> Iterator[bytes]:
+    """Truncations, byte flips, insertions, deletions and trailing bytes of ``data``."""
+    if not data:
+        yield b"\x00"
+        return
+    for _ in range(count):
+        at = rng.randrange(len(data))
+        choice = rng.randrange(6)
+        if choice == 0:
+            yield data[:at]
+        elif choice == 1:
+            yield data[:at] + bytes((data[at] ^ (1 << rng.randrange(8)),)) + data[at + 1 :]
+        elif choice == 2:
+            yield data[:at] + bytes((rng.randrange(256),)) + data[at + 1 :]
+        elif choice == 3:
+            yield data[:at] + bytes((rng.randrange(256),)) + data[at:]
+        elif choice == 4:
+            yield data[:at] + data[at + 1 :]
+        else:
+            yield data + bytes((rng.randrange(256),))
+
+
+def long_form_lengths(data: bytes) -> bytes:
+    """A BER value re-encoded with every length in the (valid, non-minimal) two-octet long form."""
+    node = parse_tlv(data)
+
+    def write(node: Any) -> bytes:
+        if node.tag & 0x20:
+            content = b"".join(write(child) for child in node.children)
+        else:
+            content = data[node.content_offset : node.end]
+        return bytes((node.tag, 0x82)) + len(content).to_bytes(2, "big") + content
+
+    return write(node)
+
+
+# -- the device releases ---------------------------------------------------------------
+
+
+def test_device_descriptions_and_the_bench_workload_are_compiled() -> None:
+    """Nothing of theirs falls back to the generic path for being hard to compile."""
+    cases = [(release.description, device.fixed_states(release)[-1]) for device, release in DEVICE_RELEASES]
+    cases.append((bench.VIRTIO, bench.make_state(8)))
+    for description, state in cases:
+        for fmt in FORMATS:
+            codec = compile_codec(description, fmt)
+            codec.decode(codec.encode(state))
+            assert codec.compiled, (codec.unsupported, codec.build_errors)
+            assert "encode" in codec.source and "decode" in codec.source
+
+
+def test_codecs_are_cached_per_description_and_format() -> None:
+    description = bench.VIRTIO
+    assert compile_codec(description, "ber") is compile_codec(description, "ber")
+    assert compile_codec(description, "ber") is not compile_codec(description, "qemufile")
+    with pytest.raises(ValueError, match="unknown format"):
+        CompiledCodec(description, "dict")  # type: ignore[arg-type]
+
+
+def test_generated_source_is_named_after_the_structs() -> None:
+    codec = compile_codec(devices.get("slirp").newest.description, "qemufile")
+    codec.decode(codec.encode(devices.get("slirp").fixed_states(devices.get("slirp").newest)[1]))
+    for name in ("def encode_slirp(", "def encode_slirp_socket(", "def decode_slirp(", "def decode_slirp_sbuf("):
+        assert name in codec.source
+
+
+def _check_release(device: Device, release: Release, state: State) -> None:
+    """Same bytes and states on every format; the valid case never needs the generic path;
+    every other release reading this release's stream agrees with the generic path."""
+    for fmt in FORMATS:
+        codec = compile_codec(release.description, fmt)
+        with fast_path_only(codec):
+            data = codec.encode(state)
+            loaded = codec.decode(data)
+        assert data == codec.generic_encode(state)
+        assert typed(loaded) == typed(codec.generic_decode(data))
+        for other in device.releases:
+            if other is not release:
+                assert_same_decode(compile_codec(other.description, fmt), data, release.version_id)
+
+
+@pytest.mark.parametrize(("device", "release"), DEVICE_RELEASES, ids=RELEASE_IDS)
+def test_fixed_states_of_every_release(device: Device, release: Release) -> None:
+    for state in device.fixed_states(release):
+        _check_release(device, release, state)
+
+
+@pytest.mark.parametrize(("device", "release"), DEVICE_RELEASES, ids=RELEASE_IDS)
+def test_generated_states_of_every_release(device: Device, release: Release) -> None:
+    @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(state=device.strategy(release))
+    def check(state: State) -> None:
+        _check_release(device, release, state)
+
+    check()
+
+
+@pytest.mark.parametrize("queues", [0, 1, 64, 1024])
+def test_the_bench_workload_is_fast_path_only(queues: int) -> None:
+    state = bench.make_state(max(queues, 1))
+    state["queues"] = state["queues"][:queues]
+    for fmt in FORMATS:
+        codec = compile_codec(bench.VIRTIO, fmt)
+        with fast_path_only(codec):
+            data = codec.encode(state)
+            assert codec.decode(data) == state
+        assert data == codec.generic_encode(state)
+
+
+# -- random descriptions --------------------------------------------------------------
+
+SCALAR_KINDS = (*INTEGER_RANGES, "bool", "str")
+NESTING = 2
+
+
+def _reject_odd(name: str) -> Callable[[Mapping[str, Any]], Iterator[tuple[str, str]]]:
+    def validate(state: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+        value = state.get(name)
+        if type(value) is int and value % 2:
+            yield name, f"{name} is odd ({value})"
+
+    return validate
+
+
+@st.composite
+def framings(draw: st.DrawFn, prefix: str) -> Framing:
+    kind = draw(st.sampled_from(["count", "sentinel", "open", "subsection-like"]))
+    if kind == "count":
+        return Framing(ListFraming.COUNT, count_bits=draw(st.sampled_from([8, 16, 32])))
+    marker, terminator = draw(st.lists(st.sampled_from([0, 1, 5, 42, 255]), min_size=2, max_size=2, unique=True))
+    if kind == "sentinel":
+        return Framing(ListFraming.SENTINEL, marker=marker, terminator=terminator)
+    if kind == "open":
+        return Framing(ListFraming.SENTINEL, marker=marker)
+    return Framing(ListFraming.SENTINEL, marker=marker, name_prefix=prefix)
+
+
+@st.composite
+def element_types(draw: st.DrawFn, depth: int, owner: str) -> Any:
+    shapes = ["scalar", "buffer"] + (["struct", "array", "description"] if depth < NESTING else [])
+    shape = draw(st.sampled_from(shapes))
+    if shape == "scalar":
+        return Scalar(draw(st.sampled_from(SCALAR_KINDS)))
+    if shape == "buffer":
+        return Buffer(draw(st.integers(0, 4)))
+    if shape == "struct":
+        return Struct(f"{owner}.s", draw(field_lists(depth + 1, None, f"{owner}.s")))
+    if shape == "description":
+        return draw(descriptions(depth + 1, f"{owner}.d"))
+    return Array(draw(element_types(depth + 1, owner)), length=draw(st.integers(0, 2)))
+
+
+@st.composite
+def field_lists(draw: st.DrawFn, depth: int, version_id: int | None, owner: str) -> tuple[Field, ...]:
+    fields: list[Field] = []
+    integers: list[tuple[str, str]] = []  # earlier integer fields: (name, kind)
+    for index in range(draw(st.integers(1 if depth == 0 else 0, 4))):
+        name = f"f{index}"
+        options: dict[str, Any] = {}
+        gate = draw(st.sampled_from(["none", "none", "since", "until", "when"]))
+        if gate == "since":
+            # A nested struct's fields are gated at its description's version.
+            options["since"] = draw(st.integers(1, version_id or 3))
+            options["default"] = draw(st.sampled_from([None, 7]))
+        elif gate == "until":
+            options["until"] = draw(st.integers(1, (version_id or 2) + 1))
+        elif gate == "when" and integers:
+            target, target_kind = draw(st.sampled_from(integers))
+            options["when"] = (target, draw(st.integers(max(0, INTEGER_RANGES[target_kind][0]), 2)))
+        shapes = ["scalar", "scalar", "buffer", "ref-buffer"]
+        if depth < NESTING:
+            shapes += ["struct", "array", "array", "description"]
+        shape = draw(st.sampled_from(shapes))
+        if shape == "scalar":
+            kind = draw(st.sampled_from(SCALAR_KINDS))
+            if kind in INTEGER_RANGES:
+                integers.append((name, kind))
+            default = options.pop("default", None)
+            if default is not None and kind in INTEGER_RANGES:
+                options["default"] = default
+            fields.append(Field(name, Scalar(kind), **options))
+            continue
+        options.pop("default", None)
+        if shape == "buffer":
+            fields.append(Field(name, Buffer(draw(st.integers(0, 6))), **options))
+        elif shape == "ref-buffer":
+            length = f"{name}_len"
+            since = options.get("since", 0)
+            fields.append(Field(length, Scalar(draw(st.sampled_from(list(INTEGER_RANGES)))), since=since))
+            fields.append(Field(name, Buffer(FieldRef(length, draw(st.integers(1, 2)))), **options))
+        elif shape == "struct":
+            fields.append(Field(name, Struct(f"{owner}.{name}", draw(field_lists(depth + 1, None, name))), **options))
+        elif shape == "description":
+            fields.append(Field(name, draw(descriptions(depth + 1, f"{owner}.{name}")), **options))
+        else:
+            element = draw(element_types(depth + 1, f"{owner}.{name}"))
+            framing = draw(st.sampled_from(["fixed", "fixed-long", "ref", "stream"]))
+            maximum = draw(st.sampled_from([None, None, 1, 2]))
+            if framing == "fixed":
+                array = Array(element, length=draw(st.integers(0, 3)), max_length=maximum)
+            elif framing == "fixed-long":
+                array = Array(Scalar(draw(st.sampled_from(list(INTEGER_RANGES)))), length=draw(st.sampled_from([70])))
+            elif framing == "ref":
+                length = f"{name}_len"
+                since = options.get("since", 0)
+                fields.append(Field(length, Scalar(draw(st.sampled_from(list(INTEGER_RANGES)))), since=since))
+                array = Array(element, length=FieldRef(length), max_length=maximum)
+            else:
+                array = Array(element, framing=draw(framings(owner.split(".")[0])), max_length=maximum)
+            fields.append(Field(name, array, **options))
+    return tuple(fields)
+
+
+@st.composite
+def descriptions(draw: st.DrawFn, depth: int = 0, name: str = "dev") -> Description:
+    version_id = draw(st.integers(1, 3))
+    fields = draw(field_lists(depth, version_id, name))
+    subsections = []
+    if depth < NESTING:
+        for index in range(draw(st.integers(0, 2))):
+            sub_name, sub_version = f"{name}/s{index}", draw(st.integers(1, 2))
+            sub = Description(sub_name, sub_version, 1, draw(field_lists(depth + 1, sub_version, sub_name)))
+            needed = draw(st.sampled_from([None, "always"]))
+            subsections.append(
+                Subsection(sub, needed=(lambda state: True) if needed else None, critical=draw(st.booleans()))
+            )
+    integer_fields = [f.name for f in fields if isinstance(f.type, Scalar) and f.type.kind in INTEGER_RANGES]
+    validate = _reject_odd(integer_fields[0]) if integer_fields and draw(st.booleans()) else None
+    return Description(
+        name,
+        version_id,
+        draw(st.integers(0, version_id)),
+        fields,
+        tuple(subsections),
+        validate=validate,
+        accept_unknown=draw(st.booleans()),
+    )
+
+
+def _length_fields(fields: tuple[Field, ...]) -> set[str]:
+    names = set()
+    for f in fields:
+        kind: Any = f.type
+        while kind is not None:
+            for ref in (getattr(kind, "size", None), getattr(kind, "length", None)):
+                if isinstance(ref, FieldRef):
+                    names.add(ref.name)
+            kind = getattr(kind, "element", None)
+    return names
+
+
+@st.composite
+def values_of(draw: st.DrawFn, kind: Any, siblings: dict[str, Any], *, length: bool = False) -> Any:
+    if isinstance(kind, Scalar):
+        if kind.kind == "bool":
+            return draw(st.booleans())
+        if kind.kind == "str":
+            return draw(st.text(max_size=6))
+        lo, hi = INTEGER_RANGES[kind.kind]
+        if length:
+            return draw(st.integers(max(lo, 0), 3))
+        return draw(st.one_of(st.integers(max(lo, -2), min(hi, 3)), st.sampled_from([lo, hi]), st.integers(lo, hi)))
+    if isinstance(kind, Buffer):
+        size = kind.size if isinstance(kind.size, int) else max(0, int(siblings[kind.size.name])) * kind.size.scale
+        return draw(st.binary(min_size=size, max_size=size))
+    if isinstance(kind, Struct):
+        return draw(states_of(kind.fields))
+    if isinstance(kind, Description):
+        state = draw(states_of(kind.fields))
+        for sub in kind.subsections:
+            if sub.needed is not None or draw(st.booleans()):
+                state[sub.name] = draw(states_of(sub.description.fields))
+        return state
+    assert isinstance(kind, Array)
+    if isinstance(kind.length, int):
+        count = kind.length
+    elif isinstance(kind.length, FieldRef):
+        count = max(0, int(siblings[kind.length.name]))
+    else:
+        count = draw(st.integers(0, 3))
+    return [draw(values_of(kind.element, siblings)) for _ in range(count)]
+
+
+@st.composite
+def states_of(draw: st.DrawFn, fields: tuple[Field, ...]) -> State:
+    lengths = _length_fields(fields)
+    state: State = {}
+    for f in fields:
+        state[f.name] = draw(values_of(f.type, state, length=f.name in lengths))
+        if f.name in lengths and draw(st.integers(0, 9)) == 0:
+            state[f.name] = -1 if type(state[f.name]) is int else state[f.name]  # a negative length: refused
+    return state
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> tuple[Description, State]:
+    description = draw(descriptions())
+    return description, draw(values_of(description, {}))
+
+
+@st.composite
+def hostile(draw: st.DrawFn, value: Any) -> Any:
+    """``value`` with one leaf replaced by something that may not fit."""
+    if isinstance(value, dict) and value and draw(st.integers(0, 3)):
+        key = draw(st.sampled_from(sorted(value)))
+        return {**value, key: draw(hostile(value[key]))}
+    if isinstance(value, list) and value and draw(st.integers(0, 3)):
+        index = draw(st.integers(0, len(value) - 1))
+        return [*value[:index], draw(hostile(value[index])), *value[index + 1 :]]
+    return draw(
+        st.sampled_from(
+            [None, True, 1, -1, 2**64, -(2**63) - 1, 1.0, "x", "\udcff", "é" * 200, b"", bytearray(1), [], {}, (0,)]
+        )
+    )
+
+
+PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+
+
+def budget(codec: CompiledCodec, data: bytes, version: int | None = None, seconds: float = 0.25) -> int:
+    """How many mutations of ``data`` to try: about ``seconds`` of generic decoding
+    (the reference, and the compiled codec's fallback), between 8 and 40."""
+    start = time.perf_counter()
+    outcome(lambda: codec.generic_decode(data, version))
+    return max(8, min(40, int(seconds / (2 * (time.perf_counter() - start) + 1e-9))))
+
+
+@PROPERTY
+@given(case=cases(), data=st.data())
+def test_random_descriptions_compile_to_the_walker(case: tuple[Description, State], data: st.DataObject) -> None:
+    description, state = case
+    rng = random.Random(data.draw(st.integers(0, 2**32), label="seed"))
+    for fmt in FORMATS:
+        codec = compile_codec(description, fmt)
+        assert codec.compiled, codec.unsupported
+        encoded = assert_same_encode(codec, state)
+        assert_same_encode(codec, data.draw(hostile(state), label="hostile"))
+        if encoded[0] != "ok":
+            continue
+        raw = codec.generic_encode(state)
+        for version in range(description.minimum_version_id - 1, description.version_id + 2):
+            assert_same_decode(codec, raw, version)
+        for mutated in mutations(raw, rng, 12):
+            assert_same_decode(codec, mutated)
+        if fmt == "ber":
+            assert_same_decode(codec, to_indefinite(raw))
+            assert_same_decode(codec, long_form_lengths(raw))
+        for other in variants(description):
+            assert_same_decode(compile_codec(other, fmt), raw)
+
+
+NEW_BYTE = Scalar("uint8")
+
+
+def variants(description: Description) -> list[Description]:
+    """Destinations that disagree with ``description``: one that lacks its last
+    field (and accepts unknown members), one with no subsections, one newer."""
+    fields, subsections = description.fields, description.subsections
+    name, version, minimum = description.name, description.version_id, description.minimum_version_id
+    out = [
+        Description(name, version, minimum, (), subsections, accept_unknown=True),
+        Description(name, version, minimum, fields, (), accept_unknown=description.accept_unknown),
+        Description(name, version + 1, minimum, (*fields, Field("new", NEW_BYTE, since=version + 1)), subsections),
+    ]
+    if len(fields) > 1:
+        out.append(Description(name, version, minimum, fields[:-1], subsections, accept_unknown=True))
+    return out
+
+
+@PROPERTY
+@given(case=cases())
+def test_valid_random_states_use_the_fast_path(case: tuple[Description, State]) -> None:
+    description, state = case
+    for fmt in FORMATS:
+        codec = compile_codec(description, fmt)
+        try:
+            data = codec.generic_encode(state)
+            expected = codec.generic_decode(data)
+        except Exception:  # not a valid state here; the property above covers it
+            continue
+        with fast_path_only(codec):
+            assert codec.encode(state) == data
+            assert typed(codec.decode(data)) == typed(expected)
+
+
+def test_a_value_that_does_not_fit_is_the_generic_encode_error() -> None:
+    release = devices.get("slirp").newest
+    state = devices.get("slirp").fixed_states(release)[1]
+    state["sockets"][1]["so_tcpcb"]["t_timer"][2] = 40000
+    for fmt in FORMATS:
+        codec = compile_codec(release.description, fmt)
+        with pytest.raises(EncodeError) as caught:
+            codec.encode(state)
+        with pytest.raises(EncodeError) as reference:
+            codec.generic_encode(state)
+        assert str(caught.value) == str(reference.value)
+        assert "sockets[1]/so_tcpcb/t_timer[2]" in str(caught.value)
+
+
+# -- hostile input ----------------------------------------------------------------------
+
+
+def _captured_sections() -> list[tuple[str, Description, int, State]]:
+    """(label, description, stream version, state) of every modelled section of the captures."""
+    sections = []
+    for path in sorted(CORPUS.glob("*.bin")):
+        parsed = stream.parse_qemu(path.read_bytes(), devices.resolve_section)
+        for record in parsed.records:
+            if record.state is None:
+                continue
+            codec = devices.resolve_section(record.idstr, record.version_id)
+            assert codec is not None
+            codec = codec.for_layout(record.layout)
+            description = getattr(codec, "description", None)
+            assert isinstance(description, Description)
+            sections.append((f"{path.stem}:{record.idstr}", description, record.version_id, record.state))
+    return sections
+
+
+CAPTURED = _captured_sections()
+
+
+def test_the_captures_have_virtio_and_slirp_sections() -> None:
+    names = [label for label, *_ in CAPTURED]
+    assert any(label.endswith("/virtio-net") for label in names)
+    assert any(label.endswith("/virtio-blk") for label in names)
+    assert any(label.endswith(":slirp") for label in names)
+
+
+@pytest.mark.parametrize("section", range(len(CAPTURED)), ids=[label for label, *_ in CAPTURED])
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_captured_sections_hostile(section: int, fmt: str) -> None:
+    _label, description, version, state = CAPTURED[section]
+    codec = compile_codec(description, fmt)  # type: ignore[arg-type]
+    assert codec.compiled
+    data = codec.generic_encode(state)
+    with fast_path_only(codec):
+        loaded = codec.decode(data, version)
+    assert typed(loaded) == typed(codec.generic_decode(data, version))
+    rng = random.Random(section)
+    for mutated in mutations(data, rng, budget(codec, data, version)):
+        assert_same_decode(codec, mutated, version)
+
+
+def _fixed_encodings() -> list[tuple[str, CompiledCodec, bytes]]:
+    encodings = []
+    for device, release in DEVICE_RELEASES:
+        state = device.fixed_states(release)[-1]
+        for fmt in FORMATS:
+            codec = compile_codec(release.description, fmt)
+            data = codec.generic_encode(state)
+            encodings.append((f"{device.name}-{release.name}-{fmt}", codec, data))
+            if fmt == "ber":
+                encodings.append((f"{device.name}-{release.name}-ber-indefinite", codec, to_indefinite(data)))
+    return encodings
+
+
+FIXED = _fixed_encodings()
+
+
+@pytest.mark.parametrize("index", range(len(FIXED)), ids=[label for label, *_ in FIXED])
+def test_fixed_encodings_truncated_and_flipped(index: int) -> None:
+    _label, codec, data = FIXED[index]
+    assert_same_decode(codec, data)
+    rng = random.Random(index)
+    count = budget(codec, data)
+    for cut in sorted(rng.sample(range(len(data)), min(len(data), count))):
+        assert_same_decode(codec, data[:cut])
+    for mutated in mutations(data, rng, count):
+        assert_same_decode(codec, mutated)
+
+
+def _nested(depth: int) -> Description:
+    kind: Any = Scalar("uint8")
+    for index in range(depth):
+        kind = Struct(f"level{index}", (Field("inner", kind),))
+    return Description("deep", 1, 1, (Field("outer", kind),))
+
+
+@pytest.mark.parametrize(
+    ("description", "reason"),
+    [
+        (_nested(70), "nesting deeper than"),
+        (
+            Description("dev", 1, 1, (Field("s", Struct("s", (Field("x", Scalar("uint8")),)), default={"x": 1}),)),
+            "explicit default",
+        ),
+    ],
+    ids=["too-deep", "composite-default"],
+)
+def test_what_is_not_compiled_is_the_generic_path(description: Description, reason: str) -> None:
+    state = {"outer": 1} if description.name == "deep" else {"s": {"x": 3}}
+    for fmt in FORMATS:
+        codec = compile_codec(description, fmt)
+        assert not codec.compiled and reason in (codec.unsupported or "")
+        encoded = assert_same_encode(codec, state)
+        if encoded[0] == "ok":
+            assert_same_decode(codec, codec.generic_encode(state))
+    assert compile_codec(_nested(60), "ber").compiled
+
+
+def test_many_value_gated_fields_are_not_compiled_for_ber() -> None:
+    gated = [Field(f"x{index}", Scalar("uint8"), when=("kind", index)) for index in range(8)]
+    fields = (Field("kind", Scalar("uint8")), *gated)
+    description = Description("dev", 1, 1, fields)
+    assert not compile_codec(description, "ber").compiled
+    assert compile_codec(description, "qemufile").compiled
+    for fmt in FORMATS:
+        codec = compile_codec(description, fmt)
+        for kind in range(9):
+            state = {"kind": kind, **{f"x{index}": index for index in range(8)}}
+            assert assert_same_encode(codec, state)[0] == "ok"
+            assert_same_decode(codec, codec.generic_encode(state))
+
+
+def test_non_bytes_input_is_the_generic_paths_business() -> None:
+    release = devices.get("slirp").newest
+    codec = compile_codec(release.description, "qemufile")
+    data = codec.encode(devices.get("slirp").fixed_states(release)[0])
+    assert typed(codec.decode(bytearray(data))) == typed(codec.generic_decode(bytearray(data)))
+    assert_same_decode(codec, memoryview(data))  # type: ignore[arg-type]
