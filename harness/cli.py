@@ -44,6 +44,12 @@ def _resolver() -> stream.Resolver:
     return resolve_section
 
 
+def _umask() -> int:
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
 def _write_atomically(path: str, data: bytes) -> None:
     """Write through a temporary file so a failure leaves no partial output."""
     target = Path(path)
@@ -52,6 +58,8 @@ def _write_atomically(path: str, data: bytes) -> None:
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(data)
+            # mkstemp creates 0600; the output gets the mode any new file would.
+            os.fchmod(file.fileno(), 0o666 & ~_umask())
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -127,6 +135,7 @@ def convert(source: str, target: str, to: str) -> None:
     help="Waiver file [default: waivers.toml when it exists].",
 )
 @click.option("--no-shrink", is_flag=True, help="Do not shrink failing examples.")
+@click.option("--no-mutants", is_flag=True, help="Skip the mutation matrix (cells and negotiation only).")
 def matrix(
     device_names: tuple[str, ...],
     pairings: tuple[str, ...],
@@ -138,6 +147,7 @@ def matrix(
     out_dir: str,
     waiver_file: str | None,
     no_shrink: bool,
+    no_mutants: bool,
 ) -> None:
     """Run the compatibility matrix and write its reports.
 
@@ -161,6 +171,7 @@ def matrix(
             jobs=jobs or matrix_module.default_jobs(),
             waivers=waivers,
             shrink=not no_shrink,
+            mutants=not no_mutants,
         )
         specs = matrix_module.cells_of(config)
     except MigcompatError as error:

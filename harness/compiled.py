@@ -324,12 +324,6 @@ def _ber_code(kind: FieldType) -> str:
     return CODES["struct"]
 
 
-def _member_name(f: Field) -> str:
-    """The name a field's value carries in a BER signature: a nested description
-    is opened under its own name (the walker's ``start_struct(description.name)``)."""
-    return f.type.name if isinstance(f.type, Description) else f.name
-
-
 def _signature_text(members: list[tuple[str, str]]) -> bytes:
     return " ".join(f"{name}:{code}" for name, code in members).encode()
 
@@ -1047,13 +1041,13 @@ class _BerEncoder:
                 sizes.append(f"len({subsections})")
         tlv = fn.fresh("tlv")
         if not gated:
-            signature = _signature([(_member_name(f), _ber_code(f.type)) for f in present] + tail)
+            signature = _signature([(f.name, _ber_code(f.type)) for f in present] + tail)
             self.sequence(fn, [module.literal(signature, "SIGNATURE"), *pieces], [str(len(signature)), *sizes], tlv)
             return tlv
         variants = []
         for bits in range(1 << len(gated)):
             chosen = [f for f in present if f.when is None or bits & (1 << gated.index(f))]
-            variants.append(_signature([(_member_name(f), _ber_code(f.type)) for f in chosen] + tail))
+            variants.append(_signature([(f.name, _ber_code(f.type)) for f in chosen] + tail))
         table = module.const(tuple(variants), "SIGNATURES", key=tuple(variants))
         content = fn.fresh("content")
         fn(f'{content} = {table}[{mask}] + b"".join({items})')
@@ -1297,7 +1291,7 @@ class _BerDecoder:
             fn(f"p = {signature_end}")
             return end, (content, signature_end)
         tail = [("subsections", CODES["list"])] if subsections else []
-        signature = _signature([(_member_name(f), _ber_code(f.type)) for f in present] + tail)
+        signature = _signature([(f.name, _ber_code(f.type)) for f in present] + tail)
         fn(f"if not d.startswith({self.module.literal(signature, 'SIGNATURE')}, {content}): raise _Fallback")
         fn(f"p = {content} + {len(signature)}")
         return end, None
@@ -1338,7 +1332,7 @@ class _BerDecoder:
             variants = []
             for bits in range(1 << len(gated)):
                 chosen = [f for f in present if f.when is None or bits & (1 << gated.index(f))]
-                variants.append(_signature([(_member_name(f), _ber_code(f.type)) for f in chosen] + tail))
+                variants.append(_signature([(f.name, _ber_code(f.type)) for f in chosen] + tail))
             table = module.const(tuple(variants), "SIGNATURES", key=tuple(variants))
             assert span is not None
             fn(f"if d[{span[0]}:{span[1]}] != {table}[{mask}]: raise _Fallback")

@@ -37,9 +37,10 @@ from typing import Any
 
 import devices
 from devices.base import Device, Release
-from harness.errors import DecodeError, InvalidState, LoadRefused, UsageError
+from harness.classify import ExampleResult, StreamChanged, classify
+from harness.errors import UsageError
 from harness.matrix import decode, encode
-from harness.projection import first_difference, project
+from harness.projection import project
 from harness.releases import WIRE_FORMATS
 from harness.render import jsonable
 from harness.results import Outcome, worst
@@ -208,28 +209,22 @@ class GateResult:
 
 def load_golden(
     source: Release, destination: Release, fmt: str, stream: bytes, version: int, stored: Mapping[str, Any]
-) -> tuple[Outcome, str, str, int | None]:
-    """Load a stored stream at ``destination``: (outcome, message, path, offset), as ``run_example``."""
-    try:
-        loaded = decode(fmt, destination.description, stream, version)
-    except (LoadRefused, InvalidState) as error:
-        return Outcome.REFUSED, error.message, error.path, error.offset
-    except DecodeError as error:
-        return Outcome.DETECTED, f"{type(error).__name__}: {error.message}", error.path, error.offset
-    except Exception as error:  # outside the error hierarchy, or a MigcompatError a load must not raise
-        return Outcome.CRASH, f"{type(error).__name__}: {error}", "", None
-    try:
-        expected = jsonable(project(stored, source.description, destination.description))
-    except (KeyError, TypeError, AttributeError) as error:
-        message = (
-            f"the stored state no longer fits {source.name}'s current description ({type(error).__name__}: {error})"
-        )
-        return Outcome.CORRUPT, message, "", None
-    actual = jsonable(loaded)
-    if actual == expected:
-        return Outcome.OK, "", "", None
-    where = first_difference(expected, actual) or ""
-    return Outcome.CORRUPT, "loaded without error, but the state differs from the stored one", where, None
+) -> ExampleResult:
+    """Load a stored stream at ``destination`` and classify it as the matrix does."""
+
+    def expected() -> Any:
+        try:
+            return jsonable(project(stored, source.description, destination.description))
+        except (KeyError, TypeError, AttributeError) as error:
+            raise StreamChanged(
+                f"the stored state no longer fits {source.name}'s current description ({type(error).__name__}: {error})"
+            ) from None
+
+    return classify(
+        lambda: jsonable(decode(fmt, destination.description, stream, version)),
+        expected,
+        "loaded without error, but the state differs from the stored one",
+    )
 
 
 def _document(name: str, content: bytes) -> tuple[int, dict[str, Any]]:
@@ -305,8 +300,10 @@ def gate(files: Mapping[str, bytes]) -> GateResult:
                 where = (device.name, source.name, destination.name, fmt)
                 if where not in cells:
                     cells[where] = GoldenCell(*where, expected=device.expectation(source, destination, fmt))
-                outcome, message, path, offset = load_golden(source, destination, fmt, stream, version, stored)
-                cells[where].loads.append(GoldenLoad(f"{stem}.{fmt}", outcome, message, path, offset))
+                result = load_golden(source, destination, fmt, stream, version, stored)
+                cells[where].loads.append(
+                    GoldenLoad(f"{stem}.{fmt}", result.outcome, result.message, result.path, result.offset)
+                )
     return GateResult(list(cells.values()), problems)
 
 

@@ -42,8 +42,9 @@ from hypothesis.errors import HypothesisWarning, NoSuchExample, Unsatisfiable
 import devices
 from devices.base import Device, Release
 from harness import vmstate
-from harness.errors import DecodeError, InvalidState, LoadRefused, MigcompatError, UsageError
-from harness.projection import first_difference, project
+from harness.classify import ExampleResult, StreamChanged, classify
+from harness.errors import UsageError
+from harness.projection import project
 from harness.render import jsonable
 from harness.results import Cell, Detail, MatrixResults, Outcome, worst
 from harness.visitors import PAIRINGS
@@ -107,40 +108,22 @@ def decode(fmt: str, description: Description, encoded: Any, version: int) -> St
     return loaded
 
 
-@dataclass
-class ExampleResult:
-    outcome: Outcome
-    message: str = ""
-    path: str = ""
-    offset: int | None = None
-
-
 def run_example(source: Release, destination: Release, pairing: str, state: State) -> ExampleResult:
     """Save ``state`` at ``source``, carry it through ``pairing``, load it at ``destination``."""
     path = PAIRING_PATHS[pairing]
     first = path[0]
-    try:
+
+    def load() -> State:
         encoded = encode(first, source.description, state)
-        if len(path) > 1:
-            converted = _convert(encoded, path, source.description)
-            if converted != encoded:
-                return ExampleResult(Outcome.CORRUPT, f"converting through {'>'.join(path)} changed the stream")
-        loaded = decode(first, destination.description, encoded, source.version_id)
-    except (LoadRefused, InvalidState) as error:
-        # A version or subsection the destination does not take, or a state its
-        # post-load checks call impossible: a clean refusal with a message.
-        return ExampleResult(Outcome.REFUSED, error.message, error.path, error.offset)
-    except DecodeError as error:
-        return ExampleResult(Outcome.DETECTED, f"{type(error).__name__}: {error.message}", error.path, error.offset)
-    except MigcompatError as error:
-        return ExampleResult(Outcome.CRASH, f"{type(error).__name__}: {error}")
-    except Exception as error:
-        return ExampleResult(Outcome.CRASH, f"{type(error).__name__}: {error}")
-    expected = project(state, source.description, destination.description)
-    if loaded == expected:
-        return ExampleResult(Outcome.OK)
-    where = first_difference(expected, loaded) or ""
-    return ExampleResult(Outcome.CORRUPT, "loaded without error, but the state differs from the source's", where)
+        if len(path) > 1 and _convert(encoded, path, source.description) != encoded:
+            raise StreamChanged(f"converting through {'>'.join(path)} changed the stream")
+        return decode(first, destination.description, encoded, source.version_id)
+
+    return classify(
+        load,
+        lambda: project(state, source.description, destination.description),
+        "loaded without error, but the state differs from the source's",
+    )
 
 
 def _convert(encoded: Any, path: tuple[str, ...], description: Description) -> Any:

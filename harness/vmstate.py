@@ -317,8 +317,10 @@ def _walk_type(
         visitor.end_struct()
         return result
     if isinstance(kind, Description):
-        # QEMU's VMS_STRUCT with a vmsd: its own version, its own subsections.
-        return walk(visitor, kind, value, kind.version_id)
+        # QEMU's VMS_STRUCT with a vmsd: its own version, its own subsections,
+        # opened under the member's name (a list element has none: it keeps the
+        # description's) so that a self-describing format tells members apart.
+        return walk(visitor, kind, value, kind.version_id, name or kind.name)
     return _walk_array(visitor, kind, name, value, siblings, version)
 
 
@@ -378,8 +380,14 @@ def _walk_fields(visitor: Visitor, fields: tuple[Field, ...], state: Mapping[str
     return out
 
 
-def walk(visitor: Visitor, description: Description, state: Mapping[str, Any], version: int) -> State:
-    """Visit ``state`` as ``description`` lays it out at stream ``version``."""
+def walk(
+    visitor: Visitor, description: Description, state: Mapping[str, Any], version: int, name: str | None = None
+) -> State:
+    """Visit ``state`` as ``description`` lays it out at stream ``version``.
+
+    ``name`` is the member the description is visited as (its own name when
+    it is a section or a subsection).
+    """
     accept_newer = visitor.is_input and visitor.self_describing and description.accept_unknown
     if (version > description.version_id and not accept_newer) or version < description.minimum_version_id:
         offset, path = visitor.where()
@@ -389,7 +397,7 @@ def walk(visitor: Visitor, description: Description, state: Mapping[str, Any], v
             offset=offset,
             path=path,
         )
-    visitor.start_struct(description.name)
+    visitor.start_struct(description.name if name is None else name)
     out = _walk_fields(visitor, description.fields, state, min(version, description.version_id))
     _walk_subsections(visitor, description, state, out)
     visitor.end_struct(allow_trailing=accept_newer)

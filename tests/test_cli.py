@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -118,3 +119,11 @@ def test_console_script_runs_without_traceback(tmp_path: Path) -> None:
     )
     assert result.returncode == EXIT_USAGE
     assert result.stderr.startswith("migcompat: error:") and "Traceback" not in result.stderr
+
+
+def test_convert_output_gets_the_umask_mode_not_a_private_one(tmp_path: Path) -> None:
+    target = tmp_path / "s.ber"
+    assert run("convert", str(CORPUS / "pc-virtio-blk.bin"), str(target), "--to", "ber")[0] == 0
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask

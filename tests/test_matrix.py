@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -151,3 +152,14 @@ def test_cli_exit_codes_and_reports(tmp_path: Path) -> None:
     waivers.write_text("[[waiver]]\ncell = 3\n")
     assert _invoke("matrix", "--waivers", str(waivers)).exit_code == 2
     assert _invoke("matrix", "--examples", "0").exit_code == 2
+
+
+def test_no_mutants_leaves_the_mutation_table_out(tmp_path: Path) -> None:
+    def mutant_rows(*extra: str) -> list[object]:
+        out = tmp_path / "-".join(extra or ("default",))
+        result = _invoke("matrix", "--device", "slirp", "--examples", "1", "--jobs", "1", "--out", str(out), *extra)
+        assert result.exit_code == 0, result.output
+        return json.loads((out / "matrix.json").read_text())["mutants"]  # type: ignore[no-any-return]
+
+    assert mutant_rows() != []
+    assert mutant_rows("--no-mutants") == []
