@@ -239,6 +239,54 @@ def bench(as_json: bool, quick: bool) -> None:
     sys.exit(benchmark.main(as_json, quick))
 
 
+@cli.command("fuzz")
+@click.argument("target", required=False)
+@click.option("--time", "seconds", type=click.IntRange(1), default=None, help="Seconds per target [default: 60].")
+@click.option("--runs", type=click.IntRange(1), default=None, help="Executions per job instead of a time.")
+@click.option("--jobs", type=click.IntRange(1, 256), default=1, show_default=True, help="Fuzzing processes.")
+@click.option("--seed", type=int, default=None, help="libFuzzer seed of the first job.")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable results.")
+@click.option("--make-seeds", is_flag=True, help="(Re)write the seed corpora and the fuzz/ dictionaries and options.")
+@click.option("--corpora", type=click.Path(file_okay=False), default="corpora", show_default=True)
+@click.option("--work", type=click.Path(file_okay=False), default=".fuzz", show_default=True, help="Work corpora.")
+def fuzz(
+    target: str | None,
+    seconds: int | None,
+    runs: int | None,
+    jobs: int,
+    seed: int | None,
+    as_json: bool,
+    make_seeds: bool,
+    corpora: str,
+    work: str,
+) -> None:
+    """Fuzz TARGET (or 'all') and print executions, exec/s, coverage, new corpus entries and findings.
+
+    Findings are minimized and saved under CORPORA/regressions/TARGET/ with the
+    command that reproduces them; exit 1 when there is one, 2 for an unknown
+    target or when atheris is not installed.
+    """
+    from harness.fuzzing import command
+
+    try:
+        if make_seeds:
+            click.echo(command.make_seeds(Path(corpora), Path("fuzz")))
+            if target is None:
+                return
+        names = command.target_names(target)
+        summaries = command.fuzz(names, seconds, runs, jobs, seed, Path(corpora), Path(work))
+    except MigcompatError as error:
+        _fail(str(error))
+        return
+    if as_json:
+        documents = [summary.as_json() for summary in summaries]
+        click.echo(json.dumps(documents[0] if target != "all" else documents, indent=2))
+    else:
+        for summary in summaries:
+            click.echo(summary.text())
+    sys.exit(EXIT_INCOMPATIBLE if any(summary.findings for summary in summaries) else EXIT_OK)
+
+
 # -- releases and golden streams ----------------------------------------------------------
 
 _GOLDEN_DIRECTORY = "corpora/golden"

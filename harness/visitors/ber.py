@@ -584,8 +584,8 @@ class BerInputVisitor(PathTracker, Visitor):
     def end_list(self) -> None:
         self._close(False)
 
-    def _int(self, kind: str, name: str) -> int:
-        self._member(name, CODES[kind])
+    def _integer(self, name: str) -> tuple[int, int]:
+        """Read an INTEGER TLV (X.690 8.3: content present, minimal); return (value, content offset)."""
         content, length = self._primitive(name, TAG_INTEGER)
         data = self._data
         if length == 0:
@@ -596,7 +596,11 @@ class BerInputVisitor(PathTracker, Visitor):
             first, second = data[content], data[content + 1]
             if (first == 0 and second < 0x80) or (first == 0xFF and second >= 0x80):
                 raise self._fail(MalformedInput, "INTEGER not in minimal form", name, offset=content - 2)
-        value = int.from_bytes(data[content : content + length], "big", signed=True)
+        return int.from_bytes(data[content : content + length], "big", signed=True), content
+
+    def _int(self, kind: str, name: str) -> int:
+        self._member(name, CODES[kind])
+        value, content = self._integer(name)
         lo, hi = _RANGES[kind]
         if not lo <= value <= hi:
             raise self._fail(MalformedInput, f"{value} out of range for {kind}", name, offset=content)

@@ -1,0 +1,14 @@
+#!/usr/bin/env python3
+"""ber_differential_fuzzer: the atheris entry point of harness.fuzzing.targets.TARGETS["ber_differential_fuzzer"].
+
+The fuzz logic and its invariant are documented on that target's function in
+harness/fuzzing/targets.py; every target holds the project's invariant: the
+input loads, or is rejected with the DecodeError family -- any other exception,
+a hang past the per-input timeout, or memory beyond the run's limit is a
+finding. Run: python3 fuzz/ber_differential_fuzzer.py [libFuzzer options] [corpus dirs or files]
+"""
+
+from harness.fuzzing.entry import main
+
+if __name__ == "__main__":
+    main("ber_differential_fuzzer")

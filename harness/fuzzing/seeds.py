@@ -1,0 +1,277 @@
+"""Seed corpora: valid inputs of every target, generated from the reference devices and real captures.
+
+Why: a coverage-guided fuzzer starting from nothing spends its first hours
+learning what a SEQUENCE with a signature or a QEVM header looks like. Seeds that
+are already valid put it deep in the decoders from the first execution, and
+mutations of valid streams are exactly the hostile streams a peer could send.
+
+Strategy: :func:`build` returns every target's seeds as ``{target: {name:
+bytes}}``, deterministic (same code, same seeds), so ``migcompat fuzz
+--make-seeds`` can (re)write ``corpora/seeds/<target>/`` and the committed files
+can be compared with what the code writes. Seeds come from the fixed states and
+a few seeded hypothesis examples of every device release (loaded at their own
+release and at the newest), from the committed QEMU 7.2 captures trimmed to
+their device sections (RAM pages dropped, the vmdesc trailer cut down to the
+sections kept), and, for the BER targets, from the forms X.690 allows beyond
+what our encoder writes (indefinite and long-form lengths, segmented strings).
+Seeds longer than the target's ``max_len`` are left out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from harness import stream, vmstate
+from harness.fuzzing.targets import TARGETS, ber_input_description
+from harness.visitors import PAIRINGS
+from harness.visitors.ber import CONSTRUCTED, encode_length
+
+#: Hypothesis examples per device release (on top of its fixed states).
+EXAMPLES = 3
+#: Seed of those examples.
+SEED = 20111
+#: The committed captures the stream seeds are cut from, relative to the corpora directory.
+CAPTURES = ("qemu-7.2/pc-virtio-net.bin", "qemu-7.2/microvm-virtio-net.bin", "qemu-7.2/pc-virtio-blk.bin")
+#: Opaque sections kept in a trimmed capture (small ones, sized by the vmdesc trailer).
+_KEPT_OPAQUE = ("timer", "cpu_common", "globalstate")
+
+
+def _encode(fmt: str, description: vmstate.Description, state: Mapping[str, Any]) -> bytes:
+    return bytes(vmstate.encode(PAIRINGS[fmt].make_output(), description, state))
+
+
+# -- BER forms our encoder does not write ---------------------------------------------
+
+
+def _tlvs(data: bytes, position: int, end: int) -> Iterator[tuple[int, int, int]]:
+    """(tag, content start, content end) of the definite-length TLVs in ``data[position:end]``
+    (single-octet tags: what our encoder writes)."""
+    while position < end:
+        tag, first = data[position], data[position + 1]
+        if first < 0x80:
+            length, content = first, position + 2
+        else:
+            count = first & 0x7F
+            length = int.from_bytes(data[position + 2 : position + 2 + count], "big")
+            content = position + 2 + count
+        yield tag, content, content + length
+        position = content + length
+
+
+def _rewrite(data: bytes, position: int = 0, end: int | None = None, *, form: str) -> bytes:
+    """Re-encode our BER with every constructed length indefinite (``form="indefinite"``),
+    every length in long form (``"long"``), or every string in two segments (``"segmented"``)."""
+    out = bytearray()
+    for tag, content, stop in _tlvs(data, position, len(data) if end is None else end):
+        body = data[content:stop]
+        if tag & CONSTRUCTED:
+            body = _rewrite(data, content, stop, form=form)
+            if form == "indefinite":
+                out += bytes((tag, 0x80)) + body + b"\0\0"
+                continue
+        elif form == "segmented" and tag in (0x04, 0x0C) and len(body) >= 2:
+            half = len(body) // 2
+            body = bytes((tag,)) + encode_length(half) + body[:half]
+            body += bytes((tag,)) + encode_length(len(data[content:stop]) - half) + data[content + half : stop]
+            tag |= CONSTRUCTED
+        if form == "long":
+            size = len(body).to_bytes(2, "big")
+            out += bytes((tag, 0x82)) + size + body
+        else:
+            out += bytes((tag,)) + encode_length(len(body)) + body
+    return bytes(out)
+
+
+def _ber_input_states() -> dict[str, dict[str, Any]]:
+    queue = {"num": 256, "desc": 0x7FFF0000, "last_avail_idx": 17, "enabled": True}
+    full: dict[str, Any] = {
+        "status": 0x0F,
+        "features": 2**64 - 1,
+        "queue_sel": -32768,
+        "small": -1,
+        "config_len": 6,
+        "config": bytes.fromhex("525400123456"),
+        "name": "virtio-net ü",
+        "vq": [queue, {**queue, "enabled": False, "desc": 0}],
+        "sockets": [{"fd": 3, "peer": "10.0.2.2", "data": b"abcd"}, {"fd": -1, "peer": "", "data": bytes(4)}],
+        "isr": [1, 0, 255],
+        "nested": {"a": -128, "b": 2**63 - 1, "nested/on": {"on": True}},
+        "dev/ring": {"sizes": [256, 1024]},
+        "dev/flag": {"flag": False},
+    }
+    empty = ber_input_description().defaults()
+    empty["nested"] = {"a": 0, "b": 0}
+    return {"full": full, "empty": empty}
+
+
+def _ber_input_seeds() -> dict[str, bytes]:
+    description = ber_input_description()
+    seeds: dict[str, bytes] = {}
+    for name, state in _ber_input_states().items():
+        data = _encode("ber", description, state)
+        seeds[f"{name}.ber"] = data
+        for form in ("indefinite", "long", "segmented"):
+            seeds[f"{name}-{form}.ber"] = _rewrite(data, form=form)
+    # A newer source: a member and a non-critical subsection this description skips.
+    newer = vmstate.Description(
+        description.name,
+        description.version_id,
+        description.minimum_version_id,
+        (*description.fields, vmstate.Field("extra", vmstate.Scalar("uint16"))),
+        (*description.subsections, vmstate.Subsection(vmstate.Description("dev/new", 1, 1, ()), critical=False)),
+    )
+    state = {**_ber_input_states()["full"], "extra": 7, "dev/new": {}}
+    seeds["newer-source.ber"] = _encode("ber", newer, state)
+    return seeds
+
+
+def _differential_seeds(ber_input: Mapping[str, bytes]) -> dict[str, bytes]:
+    seeds = {f"wire-{name}": data for name, data in ber_input.items()}
+    forms = {
+        "boolean-true": "0101ff",
+        "integer-negative": "0209ff7fffffffffffffff",
+        "integer-uint64-max": "020900ffffffffffffffff",
+        "octets-constructed-nested": "248004036162632406040164040165 0000".replace(" ", ""),
+        "utf8-segments-octet-string": "2c08040261620402c3bc",
+        "utf8-segments-utf8": "2c080c02c3bc0c026364",
+        "sequence-indefinite-nested": "3080308002010100000101000000",
+        "length-long-form-leading-zero": "0483000003616263",
+        "sequence-empty": "3000",
+    }
+    seeds.update({f"x690-{name}": bytes.fromhex(text) for name, text in forms.items()})
+    return seeds
+
+
+# -- device seeds ---------------------------------------------------------------------
+
+
+def _device_states() -> Iterator[tuple[str, str, str, Mapping[str, Any]]]:
+    """(device, release, label, state): fixed states and seeded hypothesis examples."""
+    import devices
+    from harness.matrix import states_for
+
+    for device in devices.registry().values():
+        for release in device.releases:
+            for index, state in enumerate(device.fixed_states(release)):
+                yield device.name, release.name, f"fixed{index}", state
+            for index, state in enumerate(states_for(device.name, release.name, EXAMPLES, SEED)):
+                yield device.name, release.name, f"drawn{index}", state
+
+
+def _device_seeds(fmt: str, max_len: int) -> dict[str, bytes]:
+    import devices
+    from harness.fuzzing.device_loads import selector
+
+    seeds: dict[str, bytes] = {}
+    for device_name, release_name, label, state in _device_states():
+        device = devices.get(device_name)
+        release = device.release(release_name)
+        data = _encode(fmt, release.description, state)
+        for destination in {release.name, device.newest.name}:
+            prefix = selector(device_name, destination, release.version_id)
+            name = f"{device_name}-{release_name}-{label}-at-{destination}.{fmt}"
+            if len(prefix) + len(data) <= max_len:
+                seeds[name] = prefix + data
+    return seeds
+
+
+# -- stream seeds ---------------------------------------------------------------------
+
+
+def _trimmed(capture: bytes, *, keep_opaque: bool) -> stream.MigrationStream:
+    """A capture with RAM pages and most opaque sections dropped, its vmdesc cut to match."""
+    from devices import resolve_section
+
+    parsed = stream.parse_qemu(capture, resolve_section)
+    kept = [
+        record
+        for record in parsed.records
+        if record.state is not None
+        or (keep_opaque and record.idstr in _KEPT_OPAQUE)
+        or (keep_opaque and record.idstr == "ram" and record.kind != stream.SECTION_PART)
+    ]
+    vmdesc = None
+    if keep_opaque and parsed.vmdesc is not None:
+        document = json.loads(parsed.vmdesc)
+        names = {(record.idstr, record.instance_id) for record in kept}
+        document["devices"] = [
+            entry for entry in document["devices"] if (entry.get("name"), entry.get("instance_id", 0)) in names
+        ]
+        vmdesc = json.dumps(document, separators=(",", ":")).encode()
+    return stream.MigrationStream(machine=parsed.machine, records=kept, vmdesc=vmdesc)
+
+
+def _stream_seeds(corpora: Path) -> dict[str, dict[str, bytes]]:
+    """``{"qemu": {...}, "ber": {...}}``: trimmed captures in both formats."""
+    from devices import resolve_section
+
+    seeds: dict[str, dict[str, bytes]] = {"qemu": {}, "ber": {}}
+    for capture in CAPTURES:
+        path = corpora / capture
+        if not path.is_file():
+            continue
+        stem = path.stem
+        for keep_opaque in (True, False):
+            trimmed = _trimmed(path.read_bytes(), keep_opaque=keep_opaque)
+            label = f"{stem}-{'sections' if keep_opaque else 'devices'}"
+            seeds["qemu"][f"{label}.bin"] = stream.encode_qemu(trimmed, resolve_section)
+            seeds["ber"][f"{label}.ber"] = stream.encode_ber(trimmed, resolve_section)
+    empty = stream.MigrationStream(machine="pc")
+    seeds["qemu"]["empty.bin"] = stream.encode_qemu(empty)
+    seeds["ber"]["empty.ber"] = stream.encode_ber(empty)
+    return seeds
+
+
+def _round_trip_seeds() -> dict[str, bytes]:
+    generator = random.Random(SEED)
+    return {f"random-{size}": generator.randbytes(size) for size in (8, 64, 256, 1024, 4096)}
+
+
+def build(corpora: Path) -> dict[str, dict[str, bytes]]:
+    """Every target's seeds: ``{target: {file name: content}}``. ``corpora`` is where
+    the QEMU captures are (``corpora/qemu-7.2``); without them the stream seeds are
+    the empty stream only."""
+    ber_input = _ber_input_seeds()
+    streams = _stream_seeds(corpora)
+    seeds = {
+        "ber_input_fuzzer": ber_input,
+        "ber_stream_fuzzer": {**_device_seeds("ber", TARGETS["ber_stream_fuzzer"].max_len), **streams["ber"]},
+        "qemufile_device_fuzzer": _device_seeds("qemufile", TARGETS["qemufile_device_fuzzer"].max_len),
+        "qemu_stream_fuzzer": streams["qemu"],
+        "ber_differential_fuzzer": _differential_seeds(ber_input),
+        "device_round_trip_fuzzer": _round_trip_seeds(),
+    }
+    return {
+        target: {name: data for name, data in files.items() if len(data) <= TARGETS[target].max_len}
+        for target, files in seeds.items()
+    }
+
+
+def write(root: Path, seeds: Mapping[str, Mapping[str, bytes]]) -> list[Path]:
+    """Write ``seeds`` under ``root/<target>/``, removing files no longer generated; return what was written."""
+    written = []
+    for target, files in seeds.items():
+        directory = root / target
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.iterdir():
+            if stale.is_file() and stale.name not in files:
+                stale.unlink()
+        for name, data in files.items():
+            path = directory / name
+            if not path.is_file() or path.read_bytes() != data:
+                path.write_bytes(data)
+            written.append(path)
+    return written
+
+
+def digest(data: bytes) -> str:
+    """The short content hash findings and regressions are named by."""
+    return hashlib.sha1(data).hexdigest()[:16]
+
+
+__all__ = ["build", "digest", "write"]
