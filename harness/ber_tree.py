@@ -69,10 +69,12 @@ class _TreeReader(BerInputVisitor):
     #: Whether a constructed string held a constructed segment (X.690 allows it).
     nested_segments = False
 
-    def _segments(self, leaf: str, length: int, content: int, pieces: list[bytes], depth: int) -> None:
+    def _segments(
+        self, leaf: str, length: int, content: int, pieces: list[bytes], depth: int, want: int = TAG_OCTET_STRING
+    ) -> None:
         if depth > 1:
             self.nested_segments = True
-        super()._segments(leaf, length, content, pieces, depth)
+        super()._segments(leaf, length, content, pieces, depth, want)
 
     def read(self) -> Node:
         node = self._node(-1)

@@ -379,15 +379,25 @@ class BerInputVisitor(PathTracker, Visitor):
             start = p
             _tag, length, content = self._header(leaf)
             pieces: list[bytes] = []
-            self._segments(leaf, length, content, pieces, 1)
+            self._segments(leaf, length, content, pieces, 1, want)
             if sum(map(len, pieces)) > MAX_LENGTH:
                 raise self._fail(LimitExceeded, f"string longer than {MAX_LENGTH} bytes", leaf, offset=start)
             return b"".join(pieces)
         content, length = self._primitive(leaf, want)
         return data[content : content + length]
 
-    def _segments(self, leaf: str, length: int, content: int, pieces: list[bytes], depth: int) -> None:
-        """Collect the segments of a constructed string whose content starts at ``content``."""
+    def _segments(
+        self, leaf: str, length: int, content: int, pieces: list[bytes], depth: int, want: int = TAG_OCTET_STRING
+    ) -> None:
+        """Collect the segments of a constructed string of type ``want`` whose content
+        starts at ``content``.
+
+        X.690 8.7.3.2: the segments of an OCTET STRING are OCTET STRING encodings
+        (primitive or constructed). A UTF8String is encoded as an IMPLICIT OCTET
+        STRING (8.23), so its segments are OCTET STRINGs too; segments tagged
+        UTF8String, which other encoders (pyasn1) write, are accepted as well.
+        Any other tag is a mismatch.
+        """
         if depth + len(self._stack) > MAX_DEPTH:
             raise self._fail(LimitExceeded, f"nesting deeper than {MAX_DEPTH}", leaf)
         end = content + length if length != _INDEFINITE else _INDEFINITE
@@ -401,12 +411,12 @@ class BerInputVisitor(PathTracker, Visitor):
                 elif self.position >= end:
                     return
                 tag = self._data[self.position] if self.position < self._size else -1
-                if tag in (TAG_OCTET_STRING | CONSTRUCTED, TAG_UTF8STRING | CONSTRUCTED):
+                if tag == TAG_OCTET_STRING | CONSTRUCTED or tag == want | CONSTRUCTED:
                     _, inner_length, inner = self._header(leaf)
-                    self._segments(leaf, inner_length, inner, pieces, depth + 1)
+                    self._segments(leaf, inner_length, inner, pieces, depth + 1, tag & ~CONSTRUCTED)
                 else:
-                    want = TAG_UTF8STRING if tag == TAG_UTF8STRING else TAG_OCTET_STRING
-                    start, size = self._primitive(leaf, want)
+                    segment = TAG_OCTET_STRING if tag == TAG_OCTET_STRING else want
+                    start, size = self._primitive(leaf, segment)
                     pieces.append(self._data[start : start + size])
         finally:
             self._stack.pop()
