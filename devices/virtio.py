@@ -318,6 +318,15 @@ def legacy_visit(era: str) -> LegacyVisit:
     assert isinstance(queues_type, Array) and isinstance(nested, Description)
 
     def visit(visitor: Visitor, state: Mapping[str, Any], version: int) -> State:
+        if not description.minimum_version_id <= version <= description.version_id:
+            # virtio_load refuses a section version it does not know, as the walker does.
+            offset, path = visitor.where()
+            raise LoadRefused(
+                f"unsupported version {version} for '{description.name}' v{description.version_id} "
+                f"(accepts {description.minimum_version_id}..{description.version_id})",
+                offset=offset,
+                path=path,
+            )
         out: State = {}
         visitor.start_struct(description.name)
         # virtio_pci_save_config: pci_device_save, msix_save, the config vector
@@ -553,7 +562,15 @@ def _is_virtio_section(idstr: str) -> bool:
     return "/virtio-" in idstr and not idstr.endswith("-pci")
 
 
+#: A device name a description can carry (harness.vmstate's rule for names).
+_DEVICE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+
+
 def _section_codec(idstr: str, version: int) -> SectionCodec | None:
+    # The description is named after the idstr's last part: a section whose name
+    # no description can carry is not one we decode (it stays opaque).
+    if not _DEVICE_NAME.fullmatch(idstr.rsplit("/", 1)[-1]):
+        return None
     return CapturedSectionCodec(idstr, version)
 
 
