@@ -84,10 +84,12 @@ def main(name: str | None = None, argv: list[str] | None = None) -> None:
 
     from harness.errors import UsageError
 
-    # libFuzzer re-runs its own command line for -jobs, -fork and -minimize_crash,
-    # joined into one shell command: make that command this target, run by this
-    # Python, whichever way this process was started.
-    argv[0] = f"{shlex.quote(sys.executable)} -m harness.fuzzing.entry {shlex.quote(name)}"
+    if not getattr(sys, "frozen", False):
+        # libFuzzer re-runs its own command line for -jobs, -fork and -minimize_crash,
+        # joined into one shell command: make that command this target, run by this
+        # Python, whichever way this process was started. (A PyInstaller bundle, as
+        # OSS-Fuzz builds, is its own command already.)
+        argv[0] = f"{shlex.quote(sys.executable)} -m harness.fuzzing.entry {shlex.quote(name)}"
 
     try:
         test_one_input = _load(name)
