@@ -50,3 +50,19 @@ def test_workload_names_carry_their_size() -> None:
     for name, workload in workloads.WORKLOADS.items():
         assert name.endswith(f"-{workload.size}")
     assert workloads.sized("virtio", 4096).state()["queues"].__len__() == 4096
+
+
+def test_pyasn1_still_writes_a_signed_minimum_non_minimally() -> None:
+    """Why the slirp workload never draws -2**(bits-1): when pyasn1 starts writing
+    ``02 02 80 00`` for -32768, this fails and the workaround can go."""
+    der = pytest.importorskip("pyasn1.codec.der.encoder")
+    univ = pytest.importorskip("pyasn1.type.univ")
+    assert der.encode(univ.Integer(-32768)) == bytes.fromhex("0203ff8000")
+
+
+def test_slirp_draws_avoid_the_signed_minimum() -> None:
+    state = workloads.make_slirp_state(200)
+    values = [socket["so_state"] for socket in state["sockets"]]
+    values += [t for socket in state["sockets"] for t in socket["so_tcpcb"]["t_timer"]]
+    assert min(values) > -(1 << 31) and any(v < 0 for v in values)
+    assert -32768 not in [t for socket in state["sockets"] for t in socket["so_tcpcb"]["t_timer"]]
