@@ -280,7 +280,7 @@ TARGETS: dict[str, Target] = {
             "qemu_stream_fuzzer",
             qemu_stream,
             "raw bytes into the QEMU stream parser behind migcompat inspect, and convert",
-            max_len=65536,
+            max_len=16384,
             dictionary="qemu.dict",
         ),
         Target(
