@@ -68,13 +68,21 @@ class _TreeReader(BerInputVisitor):
 
     #: Whether a constructed string held a constructed segment (X.690 allows it).
     nested_segments = False
+    _segment_depth = 0
 
     def _segments(
         self, leaf: str, length: int, content: int, pieces: list[bytes], depth: int, want: int = TAG_OCTET_STRING
     ) -> None:
-        if depth > 1:
+        self._segment_depth += 1
+        try:
+            super()._segments(leaf, length, content, pieces, depth, want)
+        finally:
+            self._segment_depth -= 1
+
+    def _header(self, leaf: str) -> tuple[int, int, int]:
+        if self._segment_depth and self.position < self._size and self._data[self.position] & CONSTRUCTED:
             self.nested_segments = True
-        super()._segments(leaf, length, content, pieces, depth, want)
+        return super()._header(leaf)
 
     def read(self) -> Node:
         node = self._node(-1)
