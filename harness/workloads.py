@@ -169,17 +169,9 @@ _INT_BITS = {"int8": 8, "int16": 16, "int32": 32, "uint8": 8, "uint16": 16, "uin
 
 
 def _draw(rng: random.Random, kind: str) -> int:
-    """A random value of ``kind``, except a signed kind's minimum: pyasn1's DER
-    encoder writes -2**(bits-1) with a superfluous 0xff octet (-32768 as
-    ``ff 80 00``), which X.690 8.3.2 forbids, so its bytes would differ from
-    every other BER codec's and the benchmark's byte check would stop the run."""
     bits = _INT_BITS[kind]
     value = rng.getrandbits(bits)
-    if kind.startswith("int") and value >> (bits - 1):
-        value -= 1 << bits
-        if value == -(1 << (bits - 1)):
-            value += 1
-    return value
+    return value - (1 << bits) if kind.startswith("int") and value >> (bits - 1) else value
 
 
 def make_slirp_state(sockets: int, seed: int = SEED) -> State:

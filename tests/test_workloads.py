@@ -53,16 +53,21 @@ def test_workload_names_carry_their_size() -> None:
 
 
 def test_pyasn1_still_writes_a_signed_minimum_non_minimally() -> None:
-    """Why the slirp workload never draws -2**(bits-1): when pyasn1 starts writing
-    ``02 02 80 00`` for -32768, this fails and the workaround can go."""
+    """Why harness.asn1spec gives pyasn1 a corrected INTEGER encoder: when pyasn1
+    writes ``02 02 80 00`` for -32768 itself, this fails and the correction can go."""
     der = pytest.importorskip("pyasn1.codec.der.encoder")
     univ = pytest.importorskip("pyasn1.type.univ")
     assert der.encode(univ.Integer(-32768)) == bytes.fromhex("0203ff8000")
 
 
-def test_slirp_draws_avoid_the_signed_minimum() -> None:
-    state = workloads.make_slirp_state(200)
-    values = [socket["so_state"] for socket in state["sockets"]]
-    values += [t for socket in state["sockets"] for t in socket["so_tcpcb"]["t_timer"]]
-    assert min(values) > -(1 << 31) and any(v < 0 for v in values)
-    assert -32768 not in [t for socket in state["sockets"] for t in socket["so_tcpcb"]["t_timer"]]
+def test_slirp_workload_holds_signed_minimums_and_every_ber_codec_writes_them_alike() -> None:
+    pytest.importorskip("pyasn1")
+    from harness import bench
+
+    workload = workloads.WORKLOADS["slirp-10"]
+    state = workload.state()
+    state["sockets"][0]["so_tcpcb"]["t_timer"] = [-32768, 32767, -1, 0]
+    state["sockets"][0]["so_state"] = -(1 << 31)
+    codecs, _ = bench.build_codecs(workload, ["ber", "pyasn1", "asn1tools"])
+    encoded = bench.check_codecs(codecs, state)
+    assert encoded["pyasn1"] == encoded["ber"]
