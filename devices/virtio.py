@@ -472,9 +472,11 @@ class CapturedSectionCodec:
         vectors = 0
         if is_pci:
             config = data[start + 4 : start + 4 + PCI_CONFIG_SIZE]
-            if len(config) == PCI_CONFIG_SIZE and _capability(config, PCI_CAP_EXPRESS) is not None:
-                return None  # a PCI Express function: 4096-byte config space, not modelled
-            vectors = _msix_vectors(config)
+            if len(config) == PCI_CONFIG_SIZE:
+                if _capability(config, PCI_CAP_EXPRESS) is not None:
+                    return None  # a PCI Express function: 4096-byte config space, not modelled
+                vectors = _msix_vectors(config)
+            # A shorter config space is a truncated section: loading the head says where.
         kind = 0 if is_pci else 1
         full = CapturedSectionCodec(self.idstr, self.version, (kind, vectors, 0)).description
         head = Description(full.name, full.version_id, full.minimum_version_id, full.fields[:-2])
