@@ -234,7 +234,9 @@ def test_the_summary_json_has_the_documented_keys() -> None:
     summary = campaign.Summary("ber_input_fuzzer", 2.0, [campaign.parse_log(DONE_LOG)], new_entries=3)
     document = summary.as_json()
     assert {"target", "execs", "exec_per_s", "findings", "corpus_size"} <= set(document)
-    assert document["execs"] == 1200000 and document["exec_per_s"] == 600000 and document["findings"] == []
+    assert document["execs"] == 1200000 and document["exec_per_s"] == 7185 and document["findings"] == []
+    crashed = campaign.Summary("ber_input_fuzzer", 2.0, [campaign.parse_log(CRASH_LOG)], new_entries=0)
+    assert crashed.exec_per_s == 2500  # no final statistics: the wall-clock rate
     assert "1200000 executions" in summary.text() and "0 findings" in summary.text()
 
 

@@ -92,6 +92,10 @@ class Summary:
 
     @property
     def exec_per_s(self) -> int:
+        """libFuzzer's own rate, summed over the jobs (start-up excluded); the wall-clock
+        rate when a job did not report one."""
+        if self.jobs and all(job.exec_per_s > 0 for job in self.jobs):
+            return sum(job.exec_per_s for job in self.jobs)
         return round(self.execs / self.seconds) if self.seconds > 0 else 0
 
     @property
