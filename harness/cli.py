@@ -416,6 +416,99 @@ def golden_gate(golden_dir: str) -> None:
     sys.exit(EXIT_OK if result.passed else EXIT_INCOMPATIBLE)
 
 
+# -- schemas and the static checker ------------------------------------------------------
+
+
+@cli.command("schema")
+@click.argument("spec", required=False)
+@click.option("--all", "every", is_flag=True, help="Write every device release and hypervisor release to --out.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Directory for --all [default: corpora/schemas].",
+)
+def schema(spec: str | None, every: bool, out_dir: str | None) -> None:
+    """Print the JSON Schema of SPEC: DEVICE[@RELEASE] (newest when no release) or a hypervisor release.
+
+    With --all, write one file per device per release (DIR/DEVICE/RELEASE.json)
+    and one per hypervisor release (DIR/releases/NAME.json), and remove the
+    schema files the code no longer writes.
+    """
+    from harness import schema_dump
+    from harness.visitors.jsonschema import dumps
+
+    if every == (spec is not None):
+        _fail("give DEVICE[@RELEASE] (or a hypervisor release), or --all")
+    if out_dir is not None and not every:
+        _fail("--out goes with --all; a single schema is printed")
+    if spec is not None:
+        try:
+            click.echo(dumps(schema_dump.resolve(spec)), nl=False)
+        except MigcompatError as error:
+            _fail(str(error))
+        return
+    target = Path(out_dir or schema_dump.DEFAULT_DIRECTORY)
+    try:
+        files = schema_dump.build()
+        removed = schema_dump.write_corpus(target, files)
+    except MigcompatError as error:
+        _fail(str(error))
+        return
+    except OSError as error:
+        _fail(f"cannot write {target}: {error.strerror}")
+        return
+    click.echo(f"wrote {len(files)} schemas ({sum(map(len, files.values()))} bytes) to {target}")
+    for name in removed:
+        click.echo(f"removed {name}")
+
+
+@cli.command("diff")
+@click.argument("old")
+@click.argument("new")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--direction",
+    type=click.Choice(["forward", "backward", "both"]),
+    default="forward",
+    show_default=True,
+    help="forward: can NEW load what OLD writes; backward: the reverse.",
+)
+@click.option(
+    "--wire",
+    type=click.Choice(["all", "qemufile", "ber"]),
+    default="all",
+    show_default=True,
+    help="Count only findings that break this wire format.",
+)
+def diff(old: str, new: str, fmt: str, direction: str, wire: str) -> None:
+    """Compare two schema dumps and report every incompatibility, with its rule and where it is.
+
+    OLD and NEW are schema files -- migcompat's (from `migcompat schema`, one
+    device or a whole hypervisor release) or QEMU's `-dump-vmstate` JSON -- or
+    names: DEVICE@RELEASE, or a hypervisor release. Exit 0 when compatible, 1
+    when a finding breaks the wire (WIRE, WIRE_LEGACY, WIRE_BER levels; ADVISORY
+    never does), 2 for unreadable input.
+    """
+    from harness import schema_diff, schema_input, schema_report
+    from harness.schema_rules import WIRES
+
+    directions = schema_diff.DIRECTIONS if direction == "both" else (direction,)
+    wires = WIRES if wire == "all" else (wire,)
+    try:
+        before, after = schema_input.load_pair(old, new)
+    except MigcompatError as error:
+        _fail(str(error))
+        return
+    report = schema_diff.compare(before, after, directions)
+    if fmt == "json":
+        click.echo(json.dumps(schema_report.document(report, old, new, before.source, wires), indent=2))
+    else:
+        click.echo(schema_report.text(report, old, new, wires))
+    sys.exit(EXIT_OK if report.compatible(wires) else EXIT_INCOMPATIBLE)
+
+
 def main() -> None:
     cli()
 
