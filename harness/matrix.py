@@ -318,6 +318,9 @@ def run_matrix(config: MatrixConfig, progress: Callable[[Cell], None] | None = N
     from harness import negotiate  # negotiate imports this module
 
     results.releases = negotiate.release_rows(config, results.cells)
+    from harness import agreement  # imports mutants, which imports this module
+
+    agreement.attach(results, config)
     unused = config.waivers - {cell.key for cell in results.cells}
     results.meta = {
         "tool": "migcompat",

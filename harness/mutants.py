@@ -1003,19 +1003,31 @@ def run_all(
     ``config.seed``: each device's newest release, or every release with
     ``all_releases``. At most :data:`DEFAULT_EXAMPLES` drawn states per release
     (fewer when ``config.examples`` is smaller), on top of the fixed ones."""
+    examples = run_examples(config)
+    results: list[MutantResult] = []
+    for device, release in selected_releases(config, all_releases=all_releases):
+        results += run_release(device, release, seed=config.seed, examples=examples, per_class=per_class)
+    return results
+
+
+def selected_releases(config: MatrixConfig, *, all_releases: bool = False) -> list[tuple[Device, Release]]:
+    """The (device, release) pairs :func:`run_all` runs: each selected device's
+    newest release, or every release with ``all_releases``."""
     registry = devices.registry()
     names = config.devices or tuple(registry)
     for name in names:
         if name not in registry:
             raise UsageError(f"unknown device {name!r} (known: {', '.join(registry)})")
-    examples = min(config.examples, DEFAULT_EXAMPLES)
-    results: list[MutantResult] = []
-    for name in names:
-        device = registry[name]
-        releases = device.releases if all_releases else (device.newest,)
-        for release in releases:
-            results += run_release(device, release, seed=config.seed, examples=examples, per_class=per_class)
-    return results
+    return [
+        (registry[name], release)
+        for name in names
+        for release in (registry[name].releases if all_releases else (registry[name].newest,))
+    ]
+
+
+def run_examples(config: MatrixConfig) -> int:
+    """Drawn states per release :func:`run_all` uses for ``config``."""
+    return min(config.examples, DEFAULT_EXAMPLES)
 
 
 # -- summaries and the BER invariant ---------------------------------------------------
@@ -1111,6 +1123,8 @@ __all__ = [
     "render_summary",
     "run_all",
     "run_mutant",
+    "run_examples",
     "run_release",
+    "selected_releases",
     "summary",
 ]

@@ -113,6 +113,44 @@ class MutantResult:
 
 
 @dataclass
+class Agreement:
+    """The static checker's verdict next to the dynamic outcome of one cell or one mutant run."""
+
+    #: "cell" (a release pair through a pairing) or "mutant" (a mutant on a wire format).
+    kind: str
+    device: str
+    #: Cells: the source and destination releases; mutants: the real release, twice.
+    source: str
+    destination: str
+    #: Cells: the pairing; mutants: the wire format.
+    format: str
+    #: "compatible" or "incompatible" for this format's wire.
+    static: str
+    #: The rules that make it incompatible (empty when compatible).
+    rules: list[str]
+    #: The dynamic outcome (a cell's Outcome or a mutant's MutantOutcome value).
+    dynamic: str
+    agrees: bool
+    #: Why the two disagree (empty when they agree).
+    reason: str = ""
+    mutant: str = ""
+    mutant_class: str = ""
+    #: Mutants: "mutant->real" or "real->mutant".
+    direction: str = ""
+
+    @property
+    def key(self) -> str:
+        if self.kind == "cell":
+            return f"{self.device}/{self.source}->{self.destination}/{self.format}"
+        return f"{self.device}/{self.source}/{self.mutant}/{self.direction}/{self.format}"
+
+    @property
+    def verdict(self) -> str:
+        """``compatible`` or ``incompatible (RULE, ...)``."""
+        return self.static if not self.rules else f"{self.static} ({', '.join(self.rules)})"
+
+
+@dataclass
 class ReleaseRow:
     """Release-level negotiation: what two hypervisor releases agree on."""
 
@@ -129,6 +167,12 @@ class MatrixResults:
     cells: list[Cell] = field(default_factory=list)
     mutants: list[MutantResult] = field(default_factory=list)
     releases: list[ReleaseRow] = field(default_factory=list)
+    #: The static checker against the dynamic outcomes (:mod:`harness.agreement`).
+    agreement: list[Agreement] = field(default_factory=list)
+
+    @property
+    def disagreements(self) -> list[Agreement]:
+        return [row for row in self.agreement if not row.agrees]
 
     @property
     def failures(self) -> list[Cell]:
@@ -153,6 +197,7 @@ class MatrixResults:
 
     def to_json(self) -> dict[str, Any]:
         """The versioned document ``matrix.json`` holds."""
+        static = {row.key: row for row in self.agreement}
         return {
             "format_version": FORMAT_VERSION,
             "meta": self.meta,
@@ -170,6 +215,7 @@ class MatrixResults:
                     "counts": cell.counts,
                     "seconds": round(cell.seconds, 4),
                     "detail": asdict(cell.detail),
+                    "static": _static_column(static.get(cell.key)),
                 }
                 for cell in self.cells
             ],
@@ -183,6 +229,11 @@ class MatrixResults:
                     "direction": result.direction,
                     "outcome": result.outcome.value,
                     "detail": result.detail,
+                    "static": _static_column(
+                        static.get(
+                            f"{result.device}/{result.release}/{result.mutant}/{result.direction}/{result.format}"
+                        )
+                    ),
                 }
                 for result in self.mutants
             ],
@@ -196,6 +247,11 @@ class MatrixResults:
                 }
                 for row in self.releases
             ],
+            "agreement": {
+                "comparisons": len(self.agreement),
+                "disagreements": len(self.disagreements),
+                "rows": [asdict(row) for row in self.agreement],
+            },
         }
 
     @classmethod
@@ -242,4 +298,13 @@ class MatrixResults:
                     devices=dict(item.get("devices", {})),
                 )
             )
+        for item in document.get("agreement", {}).get("rows", []):
+            results.agreement.append(Agreement(**item))
         return results
+
+
+def _static_column(row: Agreement | None) -> dict[str, Any] | None:
+    """A cell's or mutant run's static verdict next to its outcome, as ``matrix.json`` shows it."""
+    if row is None:
+        return None
+    return {"verdict": row.static, "rules": row.rules, "agrees": row.agrees, "reason": row.reason}

@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.results import Cell, MatrixResults, MutantOutcome, MutantResult, Outcome, ReleaseRow
+from harness.results import Agreement, Cell, MatrixResults, MutantOutcome, MutantResult, Outcome, ReleaseRow
 
 #: Outcomes from best to worst: the order of every legend and totals row.
 OUTCOMES: tuple[Outcome, ...] = tuple(sorted(Outcome, key=lambda outcome: outcome.severity))
@@ -209,3 +209,76 @@ def release_text(row: ReleaseRow) -> str:
     ]
     lines.extend(f"{device}: {value}" for device, value in row.devices.items())
     return "\n".join(lines)
+
+
+# -- the static checker next to the dynamic outcomes ------------------------------------
+
+
+def agreement_headline(results: MatrixResults) -> str:
+    """``717 static verdicts compared with the dynamic outcome: 6 disagree``."""
+    return (
+        f"{len(results.agreement)} static verdicts compared with the dynamic outcome: "
+        f"{len(results.disagreements)} disagree"
+    )
+
+
+def mutant_agreement(results: MatrixResults) -> dict[tuple[str, str, str], tuple[int, int]]:
+    """(device, mutant class, format) -> (static verdicts that agree, verdicts compared)."""
+    counts: dict[tuple[str, str, str], tuple[int, int]] = {}
+    for row in results.agreement:
+        if row.kind != "mutant":
+            continue
+        key = (row.device, row.mutant_class, row.format)
+        agree, total = counts.get(key, (0, 0))
+        counts[key] = (agree + row.agrees, total + 1)
+    return counts
+
+
+def agreement_text(counts: tuple[int, int] | None) -> str:
+    """``16/16 agree`` or ``14/16 agree, 2 differ``; empty when nothing was compared."""
+    if counts is None:
+        return ""
+    agree, total = counts
+    return f"{agree}/{total} agree" + (f", {total - agree} differ" if agree != total else "")
+
+
+@dataclass
+class StaticGrid:
+    """One device's release pairs: the static verdict and whether each pairing's outcome agrees."""
+
+    device: str
+    sources: list[str]
+    destinations: list[str]
+    rows: dict[tuple[str, str], list[Agreement]] = field(default_factory=dict)
+
+    def at(self, source: str, destination: str) -> list[Agreement]:
+        return self.rows.get((source, destination), [])
+
+
+def static_grids(results: MatrixResults) -> list[StaticGrid]:
+    made: dict[str, StaticGrid] = {}
+    for row in results.agreement:
+        if row.kind != "cell":
+            continue
+        grid = made.setdefault(row.device, StaticGrid(row.device, [], []))
+        if row.source not in grid.sources:
+            grid.sources.append(row.source)
+        if row.destination not in grid.destinations:
+            grid.destinations.append(row.destination)
+        grid.rows.setdefault((row.source, row.destination), []).append(row)
+    return list(made.values())
+
+
+def static_cell_text(rows: list[Agreement]) -> str:
+    """A release pair's static verdict (the rules when incompatible) and how the pairings compare."""
+    if not rows:
+        return ""
+    verdicts = list(dict.fromkeys(row.verdict for row in rows))
+    differ = [row.format for row in rows if not row.agrees]
+    shown = "; ".join(verdicts)
+    return shown + (" — agrees" if not differ else f" — differs on {', '.join(differ)}")
+
+
+def disagreement_text(row: Agreement) -> str:
+    """One disagreement as a line: where, both verdicts, and why."""
+    return f"{row.key}: static {row.verdict}, dynamic {row.dynamic} — {row.reason}"

@@ -27,13 +27,19 @@ from harness.report._views import (
     OUTCOMES,
     TEXT_MARKS,
     Grid,
+    agreement_headline,
+    agreement_text,
     detail_fields,
     detail_text,
+    disagreement_text,
     grids,
     headline,
+    mutant_agreement,
     mutant_rows,
     release_grid,
     release_text,
+    static_cell_text,
+    static_grids,
     verdict,
 )
 from harness.results import Cell, MatrixResults, MutantOutcome
@@ -117,6 +123,10 @@ table { border-collapse: collapse; }
 .releases td { color: #fff; font-weight: 600; }
 .releases td.none { background: var(--paper); color: var(--muted); font-weight: 400; }
 .empty { color: var(--muted); font-style: italic; }
+.static td { text-align: left; vertical-align: top; }
+.static td.agrees { background: #e8f5e9; }
+.static td.differs { background: #fdecea; color: var(--corrupt); font-weight: 600; }
+.disagreements li { margin: 4px 0; overflow-wrap: anywhere; }
 """
 
 #: Clicking one mark closes the others; Escape closes all. Works without it, too.
@@ -201,6 +211,8 @@ def _headline(results: MatrixResults) -> Iterator[str]:
             facts.append(template.format(meta[key]))
     if "started" in meta:
         facts.append(f"started {meta['started']}")
+    if results.agreement:
+        facts.append(agreement_headline(results))
     yield '<div class="meta">' + "".join(f"<span>{_e(fact)}</span>" for fact in facts) + "</div>"
     totals = results.outcome_totals()
     yield '<div class="totals">'
@@ -281,8 +293,14 @@ def _mutants(results: MatrixResults) -> Iterator[str]:
     if not rows:
         yield '<p class="empty">No mutants were run.</p></section>'
         return
+    # The static checker's column, when it was compared with this run.
+    agreement = mutant_agreement(results) if results.agreement else None
     yield '<table class="numbers mutants"><thead><tr><th>device</th><th>mutant class</th><th>format</th>'
-    yield "".join(f"<th>{outcome.value}</th>" for outcome in MUTANT_OUTCOMES) + "</tr></thead><tbody>"
+    yield (
+        "".join(f"<th>{outcome.value}</th>" for outcome in MUTANT_OUTCOMES)
+        + ("<th>static vs dynamic</th>" if agreement is not None else "")
+        + "</tr></thead><tbody>"
+    )
     for row in rows:
         cells = []
         counts = row.counts
@@ -296,6 +314,10 @@ def _mutants(results: MatrixResults) -> Iterator[str]:
                 if result.outcome is outcome
             ]
             cells.append(f'<td class="count{bad}" title="{_e(chr(10).join(which))}">{count}</td>')
+        if agreement is not None:
+            compared = agreement.get((row.device, row.mutant_class, row.format))
+            differs = " bad" if compared is not None and compared[0] != compared[1] else ""
+            cells.append(f'<td class="agreement{differs}">{_e(agreement_text(compared)) or "·"}</td>')
         yield (
             f"<tr><td>{_e(row.device)}</td><td>{_e(row.mutant_class)}</td><td>{_e(row.format)}</td>"
             + "".join(cells)
@@ -326,12 +348,47 @@ def _releases(results: MatrixResults) -> Iterator[str]:
     yield "</tbody></table></section>"
 
 
+def _static(results: MatrixResults) -> Iterator[str]:
+    if not results.agreement:
+        return
+    yield '<section class="panel" id="static"><h2>Static checker vs dynamic outcome</h2>'
+    yield (
+        f'<p class="order">{_e(agreement_headline(results))}. Each release pair: the static verdict of '
+        "<code>migcompat diff</code> (compatible, or the rules that break the wire) and whether every "
+        "pairing's outcome agrees.</p>"
+    )
+    for grid in static_grids(results):
+        yield f"<h3>{_e(grid.device)}</h3>"
+        yield f'<table class="numbers static" data-static-device="{_e(grid.device)}"><thead><tr>'
+        yield '<th class="corner">source ↓ / destination →</th>'
+        yield "".join(f'<th scope="col">{_e(name)}</th>' for name in grid.destinations) + "</tr></thead><tbody>"
+        for source in grid.sources:
+            yield f'<tr><th scope="row">{_e(source)}</th>'
+            for destination in grid.destinations:
+                rows = grid.at(source, destination)
+                state = "differs" if any(not row.agrees for row in rows) else "agrees"
+                title = "\n".join(
+                    f"{row.format}: {row.dynamic}" + (f" ({row.reason})" if row.reason else "") for row in rows
+                )
+                yield f'<td class="{state}" title="{_e(title)}">{_e(static_cell_text(rows)) or "·"}</td>'
+            yield "</tr>"
+        yield "</tbody></table>"
+    yield "<h3>Disagreements</h3>"
+    disagreements = results.disagreements
+    if not disagreements:
+        yield '<p class="empty">None: the static checker agrees with every dynamic outcome.</p></section>'
+        return
+    yield '<ul class="disagreements">'
+    yield "".join(f"<li><code>{_e(disagreement_text(row))}</code></li>" for row in disagreements)
+    yield "</ul></section>"
+
+
 def report(results: MatrixResults, outfile: TextIO) -> None:
     sections = [_head(results), _headline(results), _legend()]
     sections.append(iter(['<div class="devices">']))
     sections.extend(_grid(grid) for grid in grids(results))
     sections.append(iter(["</div>"]))
-    sections.extend([_failures(results), _mutants(results), _releases(results)])
+    sections.extend([_failures(results), _mutants(results), _static(results), _releases(results)])
     sections.append(iter([f"<script>{_JS}</script></body></html>"]))
     for section in sections:
         for line in section:

@@ -25,12 +25,18 @@ from harness.report._views import (
     MUTANT_OUTCOMES,
     OUTCOMES,
     Grid,
+    agreement_headline,
+    agreement_text,
     counts_text,
+    disagreement_text,
     example_text,
     grids,
     headline,
+    mutant_agreement,
     mutant_rows,
     release_grid,
+    static_cell_text,
+    static_grids,
     verdict,
 )
 from harness.results import Cell, MatrixResults
@@ -79,6 +85,9 @@ def _headline(results: MatrixResults) -> Iterator[str]:
         facts.append(f"{meta['seconds']} s")
     yield _text(" · ".join(str(fact) for fact in facts))
     yield ""
+    if results.agreement:
+        yield _text(agreement_headline(results))
+        yield ""
     totals = results.outcome_totals()
     yield "| " + " | ".join(f"{MARKS[outcome]} {outcome.value}" for outcome in OUTCOMES) + " |"
     yield "|" + "---:|" * len(OUTCOMES)
@@ -153,12 +162,22 @@ def _mutants(results: MatrixResults) -> Iterator[str]:
         yield "_No mutants were run._"
         yield ""
         return
-    yield "| device | mutant class | format | " + " | ".join(outcome.value for outcome in MUTANT_OUTCOMES) + " |"
-    yield "|---|---|---|" + "---:|" * len(MUTANT_OUTCOMES)
+    # The static checker's column, when it was compared with this run.
+    agreement = mutant_agreement(results) if results.agreement else None
+    extra = " static vs dynamic |" if agreement is not None else ""
+    yield (
+        "| device | mutant class | format | " + " | ".join(outcome.value for outcome in MUTANT_OUTCOMES) + " |" + extra
+    )
+    yield "|---|---|---|" + "---:|" * len(MUTANT_OUTCOMES) + ("---|" if extra else "")
     for row in rows:
         counts = row.counts
         numbers = [str(counts.get(outcome.value, 0)) for outcome in MUTANT_OUTCOMES]
-        yield f"| {_text(row.device)} | {_text(row.mutant_class)} | {_text(row.format)} | " + " | ".join(numbers) + " |"
+        line = (
+            f"| {_text(row.device)} | {_text(row.mutant_class)} | {_text(row.format)} | " + " | ".join(numbers) + " |"
+        )
+        if agreement is not None:
+            line += f" {_text(agreement_text(agreement.get((row.device, row.mutant_class, row.format)))) or '·'} |"
+        yield line
     yield ""
 
 
@@ -185,10 +204,45 @@ def _releases(results: MatrixResults) -> Iterator[str]:
     yield ""
 
 
+def _static(results: MatrixResults) -> Iterator[str]:
+    if not results.agreement:
+        return
+    yield "## Static checker vs dynamic outcome"
+    yield ""
+    yield (
+        f"{_text(agreement_headline(results))}. Each release pair: the static verdict of `migcompat diff` "
+        "(compatible, or the rules that break the wire) and whether every pairing's outcome agrees."
+    )
+    yield ""
+    for grid in static_grids(results):
+        yield f"### {_text(grid.device)}"
+        yield ""
+        yield "| source \\\\ destination | " + " | ".join(_text(name) for name in grid.destinations) + " |"
+        yield "|---|" + ":---|" * len(grid.destinations)
+        for source in grid.sources:
+            entries = [
+                _text(static_cell_text(grid.at(source, destination))) or "·" for destination in grid.destinations
+            ]
+            yield f"| **{_text(source)}** | " + " | ".join(entries) + " |"
+        yield ""
+    yield "### Disagreements"
+    yield ""
+    disagreements = results.disagreements
+    if not disagreements:
+        yield "_None: the static checker agrees with every dynamic outcome._"
+        yield ""
+        return
+    for row in disagreements[:MAX_FAILURES]:
+        yield f"- {_text(disagreement_text(row))}"
+    if len(disagreements) > MAX_FAILURES:
+        yield f"- _… and {len(disagreements) - MAX_FAILURES} more: see matrix.json._"
+    yield ""
+
+
 def report(results: MatrixResults, outfile: TextIO) -> None:
     sections = [_headline(results), _legend()]
     sections.extend(_grid(grid) for grid in grids(results))
-    sections.extend([_failures(results), _mutants(results), _releases(results)])
+    sections.extend([_failures(results), _mutants(results), _static(results), _releases(results)])
     for section in sections:
         for line in section:
             outfile.write(line + "\n")
