@@ -144,6 +144,12 @@ KNOWN_PYASN1: tuple[KnownDivergence, ...] = (
         _ours_says(r"BOOLEAN of \d+ octets"),
     ),
     KnownDivergence(
+        "pyasn1-primitive-indefinite",
+        "accepts an empty primitive string with the indefinite length form, 04 80 00 00 "
+        "(X.690 8.1.3.2: the indefinite form is for constructed encodings only)",
+        _ours_says(r"indefinite length on a primitive value"),
+    ),
+    KnownDivergence(
         "pyasn1-foreign-segments",
         "accepts a segment of a constructed string whose tag is no string type (e.g. [APPLICATION 5]), "
         "reading its content as octets (X.690 8.7.3.2: segments are OCTET STRING encodings)",
