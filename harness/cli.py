@@ -193,6 +193,10 @@ def matrix(
         click.echo(f"FAIL {line}")
     for key in results.meta.get("unused_waivers", []):
         click.echo(f"note: waiver for {key} matched no cell")
+    click.echo(
+        f"static checker: {len(results.agreement)} verdicts compared with the dynamic outcome, "
+        f"{len(results.disagreements)} disagree (listed with the reason in the reports)"
+    )
     click.echo("reports: " + ", ".join(str(path) for path in written))
     sys.exit(EXIT_OK if results.passed else EXIT_INCOMPATIBLE)
 

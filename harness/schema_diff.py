@@ -238,8 +238,9 @@ class _Comparison:
                 "",
                 source.machine_pointer,
                 destination.machine_pointer,
-                f"the source is machine type {source.machine!r}, the destination {destination.machine!r}: "
-                "QEMU refuses a stream of another machine type, and section layouts differ between them",
+                f"the source is machine type {source.machine!r}, the destination {destination.machine!r}: QEMU's "
+                "configuration section carries the machine type and the destination refuses a stream of another "
+                "one (QEMU's checker only warns)",
             )
         for key, top in source.sections.items():
             self.section = key
@@ -534,7 +535,7 @@ class _Comparison:
                 member.pointer,
                 gated.pointer if gated is not None else None,
                 f"the source writes '{member.name}' ({label(member.kind)}) at version {version}; the destination "
-                f"does not read it{why}: every later byte is misread on the legacy stream, and BER refuses the "
+                f"does not read it{why}: what follows it is misread on the legacy stream, and BER refuses the "
                 "unknown member",
             )
         for j in added:

@@ -173,9 +173,9 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "MACHINE_TYPE_CHANGED",
-        Level.ADVISORY,
-        "the two QEMU dumps are of different machine types",
-        "Warning: checking incompatible machine types",
+        Level.WIRE,
+        "the two QEMU dumps are of different machine types: the destination refuses the stream",
+        "Warning: checking incompatible machine types (not counted)",
     ),
 )
 BY_ID: dict[str, Rule] = {rule.id: rule for rule in RULES}

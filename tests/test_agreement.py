@@ -12,11 +12,14 @@ from __future__ import annotations
 import io
 import json
 from collections import Counter
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 import devices
 from harness import agreement, matrix, mutants
+from harness.cli import cli
 from harness.matrix import MatrixConfig, run_matrix
 from harness.report import html, json_report, markdown
 from harness.results import Agreement, Cell, Detail, MatrixResults, MutantOutcome, MutantResult, Outcome
@@ -227,3 +230,31 @@ def test_reports_without_a_comparison_leave_the_column_out() -> None:
     results.agreement.clear()
     assert "static vs dynamic" not in _render(markdown, results)
     assert "Static checker" not in _render(html, results)
+
+
+def test_every_slirp_release_disagrees_only_where_no_valid_state_can_show_it() -> None:
+    config = MatrixConfig(devices=("slirp",))
+    results = mutants.run_all(config, all_releases=True)
+    static, rows = agreement.mutant_rows(config, results, all_releases=True)
+    assert len(static) * 2 == len(rows) == len(results)
+    disagreements = [row for row in rows if not row.agrees]
+    assert {row.source for row in rows} == {"v1", "v2", "v3", "v4"}
+    assert disagreements and all(
+        row.mutant_class == "sign" and row.reason.startswith("value-dependent") for row in disagreements
+    )
+    # The length fields of the socket buffers: 2 GiB and more is no buffer a state holds.
+    assert any("sb_datalen" in row.mutant for row in disagreements)
+
+
+def test_the_matrix_command_prints_the_agreement(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["matrix", "--device", "slirp", "--examples", "1", "--jobs", "1", "--no-shrink", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.output.splitlines() if line.startswith("static checker: "))
+    document = json.loads((tmp_path / "matrix.json").read_text())
+    compared, disagree = document["agreement"]["comparisons"], document["agreement"]["disagreements"]
+    assert line.startswith(
+        f"static checker: {compared} verdicts compared with the dynamic outcome, {disagree} disagree"
+    )
+    assert compared == len(document["cells"]) + sum(m["format"] != "static" for m in document["mutants"])

@@ -554,14 +554,20 @@ def test_qemu_unused_placeholder_of_the_same_size_is_advisory(qemu: dict[str, An
     assert code == EXIT_INCOMPATIBLE and "FIELD_UNUSED" not in report["summary"]["rules"]
 
 
-def test_qemu_machine_type_and_description_renames_are_advisory(qemu: dict[str, Any], tmp_path: Path) -> None:
-    def edit(dump: dict[str, Any]) -> None:
-        dump["vmschkmachine"]["Name"] = "pc-i440fx-8.0"
-        _fields(dump, "e1000")[0]["Description"]["name"] = "PCIDeviceRenamed"
-
-    code, report = qemu_diff(tmp_path, qemu, edited(qemu, edit))
+def test_qemu_description_renames_are_advisory(qemu: dict[str, Any], tmp_path: Path) -> None:
+    new = edited(qemu, lambda d: _fields(d, "e1000")[0]["Description"].update(name="PCIDeviceRenamed"))
+    code, report = qemu_diff(tmp_path, qemu, new)
     assert code == EXIT_OK
-    assert {f["rule"] for f in report["findings"]} == {"MACHINE_TYPE_CHANGED", "DESCRIPTION_RENAMED"}
+    assert [(f["rule"], f["level"]) for f in report["findings"]] == [("DESCRIPTION_RENAMED", "ADVISORY")]
+    assert report["findings"][0]["new"] == "/e1000/Description/Fields/0/Description/name"
+
+
+def test_qemu_machine_type_change_is_refused(qemu: dict[str, Any], tmp_path: Path) -> None:
+    """QEMU's checker only warns; the destination's configuration section check refuses the stream."""
+    new = edited(qemu, lambda d: d["vmschkmachine"].update(Name="pc-i440fx-2.1"))
+    code, report = qemu_diff(tmp_path, qemu, new)
+    assert code == EXIT_INCOMPATIBLE
+    assert [(f["rule"], f["old"]) for f in report["findings"]] == [("MACHINE_TYPE_CHANGED", "/vmschkmachine/Name")]
 
 
 def test_qemu_field_version_bump_that_keeps_the_stream_is_advisory(qemu: dict[str, Any], tmp_path: Path) -> None:
