@@ -123,6 +123,11 @@ KNOWN_PYASN1: tuple[KnownDivergence, ...] = (
         _pyasn1_raises(OverflowError),
     ),
     KnownDivergence(
+        "pyasn1-index-error",
+        "a constructed BIT STRING whose segment is cut short raises a bare IndexError from its decoder",
+        _pyasn1_raises(IndexError),
+    ),
+    KnownDivergence(
         "pyasn1-empty-component",
         "a SEQUENCE holding an empty SEQUENCE raises a bare AttributeError (0.6.3: an empty constructed "
         "value decodes to None without a schema, then its tagSet is read) or is refused (0.6.5)",
