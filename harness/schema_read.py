@@ -198,6 +198,8 @@ class _Reader:
 
     def _kind(self, schema: dict[str, Any], where: str, resource: dict[str, Any], resource_at: str) -> Kind:
         kind = schema.get("x-kind")
+        if not isinstance(kind, str):
+            raise self.fail(where, f"'x-kind' must be a string, found {kind!r:.40}")
         if kind in INTEGER_KINDS:
             bits, signed = INTEGER_KINDS[kind]
             return Int(bits, signed)

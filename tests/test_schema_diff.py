@@ -698,7 +698,7 @@ def _json_values() -> st.SearchStrategy[Any]:
     )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_mangled_dumps_load_or_are_refused_cleanly(data: st.DataObject) -> None:
     """A committed dump with one place replaced by arbitrary JSON: a layout or a UsageError, nothing else."""
