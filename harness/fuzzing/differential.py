@@ -149,6 +149,12 @@ KNOWN_PYASN1: tuple[KnownDivergence, ...] = (
         _ours_says(r"BOOLEAN of \d+ octets"),
     ),
     KnownDivergence(
+        "pyasn1-low-tag-long-form",
+        "accepts a tag number below 31 written in the high-tag-number form, 1f 04 (X.690 8.1.2.4 "
+        "keeps that form for numbers of 31 and more)",
+        _ours_says(r"tag number \d+ in multi-byte form"),
+    ),
+    KnownDivergence(
         "pyasn1-primitive-indefinite",
         "accepts an empty primitive string with the indefinite length form, 04 80 00 00 "
         "(X.690 8.1.3.2: the indefinite form is for constructed encodings only)",
