@@ -19,9 +19,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import DecodeError
+
+if TYPE_CHECKING:
+    from harness.vmstate import Description
 
 ACCEPTED = "accepted"
 REJECTED = "rejected"
@@ -56,7 +59,7 @@ def judge(target: Target, data: bytes) -> str:
 
 
 @cache
-def ber_input_description() -> Any:
+def ber_input_description() -> Description:
     """A small description that reaches every part of the BER input visitor: every
     scalar kind, fixed and field-sized buffers, a nested struct, count- and
     sentinel-framed lists, a fixed array, a nested description with its own
