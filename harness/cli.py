@@ -235,12 +235,52 @@ def list_devices(as_json: bool) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable results.")
-@click.option("--quick", is_flag=True, help="Fewer rounds: a smoke run, not a measurement.")
-def bench(as_json: bool, quick: bool) -> None:
-    """Benchmark the codecs side by side and print ops/s and ratios."""
+@click.option("--quick", is_flag=True, help="Fewer rounds and smaller series: a smoke run, not a measurement.")
+@click.option("--workload", "workloads", multiple=True, help="Only this workload (repeatable), e.g. virtio-1024.")
+@click.option("--codec", "codecs", multiple=True, help="Only this codec (repeatable), e.g. ber.")
+@click.option("--memory", is_flag=True, help="Also measure peak memory decoding hostile inputs.")
+@click.option("--scaling", is_flag=True, help="Also measure time vs. size and matrix time vs. examples.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default="reports",
+    show_default=True,
+    help="Where --scaling writes scaling.json and scaling.svg.",
+)
+def bench(
+    as_json: bool,
+    quick: bool,
+    workloads: tuple[str, ...],
+    codecs: tuple[str, ...],
+    memory: bool,
+    scaling: bool,
+    out_dir: str,
+) -> None:
+    """Benchmark the codecs side by side and print ops/s, MB/s, sizes and ratios.
+
+    Workloads: virtio-8, virtio-64, virtio-1024, slirp-10, slirp-1000. Codecs:
+    dict, qemufile, qemufile-walker, ber, ber-walker, pyasn1, asn1tools, struct.
+    """
     from harness import bench as benchmark
 
-    sys.exit(benchmark.main(as_json, quick))
+    try:
+        code = benchmark.main(
+            as_json,
+            quick,
+            list(workloads) or None,
+            list(codecs) or None,
+            memory=memory,
+            scaling=scaling,
+            out_dir=Path(out_dir),
+        )
+    except MigcompatError as error:
+        _fail(str(error))
+        return
+    except OSError as error:
+        _fail(f"cannot write to {out_dir}: {error.strerror}")
+        return
+    sys.exit(code)
 
 
 @cli.command("fuzz")
