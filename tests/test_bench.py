@@ -199,3 +199,24 @@ def test_measure_rejects_nonsense() -> None:
     timing = bench.measure(lambda: None, budget_s=0.001, rounds=2)
     assert timing.rounds == 2
     assert timing.seconds > 0
+
+
+def test_cli_bench_errors_and_scaling_files(tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from harness.cli import EXIT_USAGE, cli
+
+    runner = CliRunner()
+    bad = runner.invoke(cli, ["bench", "--quick", "--workload", "virtio-3"])
+    assert bad.exit_code == EXIT_USAGE
+    assert "virtio-3" in bad.stderr and "Traceback" not in bad.output
+    out = tmp_path / "reports"
+    ok = runner.invoke(
+        cli, ["bench", "--quick", "--workload", "virtio-8", "--codec", "ber", "--scaling", "--out", str(out), "--json"]
+    )
+    assert ok.exit_code == 0, ok.output
+    report = json.loads(ok.stdout)
+    assert {row["codec"] for row in report["results"]} == {"ber"}
+    assert [s["name"] for s in report["scaling"]][-1].startswith("matrix slirp")
+    assert json.loads((out / "scaling.json").read_text()) == report["scaling"]
+    assert (out / "scaling.svg").read_text().startswith("<svg")
