@@ -91,7 +91,7 @@ class _TreeReader(BerInputVisitor):
 
     def _node(self, index: int) -> Node:
         position = self.position
-        identifier = self._data[position] if position < self._size else -1
+        identifier = self._data[position] if position < self._limit() else -1
         if identifier == TAG_SEQUENCE:
             return Node(SEQUENCE, self._children(index))
         if identifier == TAG_INTEGER:
@@ -103,7 +103,7 @@ class _TreeReader(BerInputVisitor):
         if identifier in (TAG_UTF8STRING, TAG_UTF8STRING | CONSTRUCTED):
             return Node(UTF8STRING, self.visit_str("", ""))
         if identifier == -1:
-            self._header("")  # raises: the input or the container ends here
+            self._header("")  # raises: the input or the enclosing value ends here
         if identifier == 0:
             raise self._fail(MalformedInput, "end-of-contents outside an indefinite-length value")
         if identifier in _WRONG_FORM:
@@ -118,7 +118,7 @@ class _TreeReader(BerInputVisitor):
         children: list[Node] = []
         while True:
             if end == _INDEFINITE:
-                if self._data.startswith(b"\0\0", self.position):
+                if self._end_of_contents():
                     self.position += 2
                     break
             elif self.position >= end:

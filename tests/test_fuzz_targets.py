@@ -56,6 +56,8 @@ def test_every_length_form_reads_to_the_same_tree(form: str) -> None:
         ("02010500", TrailingData, r"1 unexpected trailing bytes"),
         ("0489010000000000000000", LimitExceeded, r"length of 9 octets exceeds 8"),
         ("24060c0461626364", MismatchDetected, r"found UTF8String where OCTET STRING expected"),
+        ("240224800000", MalformedInput, r"container ends before this value"),
+        ("3002 3080 0000", MalformedInput, r"container ends before this value"),
         ("2c0a 2c080c0261620c026364", None, ""),
         ("2c0a 24080402c3bc04026364", None, ""),
     ],
@@ -69,6 +71,26 @@ def test_the_tree_reader_refuses_what_x690_or_the_wire_does_not_allow(
         return
     with pytest.raises(error, match=message):
         read_tree(data)
+
+
+def test_an_indefinite_value_must_end_inside_its_container() -> None:
+    # Found by the differential: the end-of-contents of 24 80 lay past the end of
+    # the definite 24 02 around it, and the visitor read it anyway.
+    from harness import vmstate
+    from harness.visitors.ber import BerInputVisitor
+    from harness.vmstate import Buffer, Description, Field
+
+    description = Description("case", 1, 1, (Field("value", Buffer(0)),))
+    signature = b"\x0c\x1avalue:buf subsections:list"
+    member = bytes.fromhex("2402 2480") + b"\0\0"
+    body = signature + member + bytes.fromhex("3002 0c00")
+    stream = b"\x30" + bytes((len(body),)) + body
+    with pytest.raises(MalformedInput, match=r"container ends before this value") as caught:
+        vmstate.load(BerInputVisitor(stream), description, 1)
+    assert caught.value.offset == 2 + len(signature) + 4 and caught.value.path == "case/value"
+    fixed_body = signature + bytes.fromhex("2404 2480 0000") + bytes.fromhex("3002 0c00")
+    fixed = b"\x30" + bytes((len(fixed_body),)) + fixed_body
+    assert vmstate.load(BerInputVisitor(fixed), description, 1) == {"value": b""}
 
 
 def test_nested_segments_are_noticed() -> None:

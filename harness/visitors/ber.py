@@ -281,6 +281,13 @@ class BerInputVisitor(PathTracker, Visitor):
                 return entry[_END]  # type: ignore[return-value]
         return self._size
 
+    def _end_of_contents(self) -> bool:
+        """Whether an end-of-contents marker starts here, inside the enclosing
+        definite-length value (X.690 8.1.5: an indefinite-length value ends within
+        its container; octets past the container's end are not its marker)."""
+        p = self.position
+        return p + 2 <= self._limit() and self._data[p] == 0 and self._data[p + 1] == 0
+
     def _header(self, leaf: str) -> tuple[int, int, int]:
         """Read one identifier and length; return (tag, length, content offset).
 
@@ -405,7 +412,7 @@ class BerInputVisitor(PathTracker, Visitor):
         try:
             while True:
                 if end == _INDEFINITE:
-                    if self._data[self.position : self.position + 2] == b"\0\0":
+                    if self._end_of_contents():
                         self.position += 2
                         return
                 elif self.position >= end:
@@ -431,7 +438,7 @@ class BerInputVisitor(PathTracker, Visitor):
             return
         self._stack.append(["", -1, _INDEFINITE])
         try:
-            while self._data[self.position : self.position + 2] != b"\0\0":
+            while not self._end_of_contents():
                 self._skip(leaf, depth + 1)
             self.position += 2
         finally:
@@ -537,7 +544,7 @@ class BerInputVisitor(PathTracker, Visitor):
             names = ", ".join(member for member, _ in unread)
             raise self._fail(MismatchDetected, f"the stream has member(s) the destination does not read: {names}")
         if end == _INDEFINITE:
-            while self._data[self.position : self.position + 2] != b"\0\0":
+            while not self._end_of_contents():
                 if not allow_trailing:
                     raise self._fail(MalformedInput, "expected end-of-contents")
                 self._skip("", 0)
@@ -571,7 +578,7 @@ class BerInputVisitor(PathTracker, Visitor):
         if end == _INDEFINITE:
             if self.position + 2 > self._size:
                 raise self._fail(TruncatedInput, "input ends before end-of-contents")
-            return self._data[self.position : self.position + 2] == b"\0\0"
+            return self._end_of_contents()
         return self.position >= end  # type: ignore[operator]
 
     def next_list(self, more: bool) -> bool:
