@@ -103,7 +103,7 @@ def test_nested_segments_are_noticed() -> None:
 #: An input showing each known pyasn1 difference, and our verdict on it once pyasn1 no longer shows it.
 KNOWN_EXAMPLES = {
     "pyasn1-overflow": ("3080 02020005 0488ffffffffffffffff 00", differential.AGREE_REJECT),
-    "pyasn1-index-error": ("3023 23232300", differential.AGREE_REJECT),
+    "pyasn1-bitstring-errors": ("3023 23232300", differential.AGREE_REJECT),
     "pyasn1-empty-component": ("30023000", differential.AGREE_ACCEPT),
     "pyasn1-empty-integer": ("0200", differential.AGREE_REJECT),
     "pyasn1-non-minimal-integer": ("02020005", differential.AGREE_REJECT),
