@@ -141,6 +141,11 @@ def test_the_differential_verdicts(hex_input: str, verdict: str) -> None:
     assert differential.compare(bytes.fromhex(hex_input.replace(" ", ""))) == verdict
 
 
+def test_any_other_bare_exception_of_pyasn1s_is_recorded_as_pyasn1s(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(differential, "pyasn1_read", lambda data: differential.Pyasn1Result(error=KeyError("x")))
+    assert differential.compare(bytes.fromhex("020105")) == differential.BARE_EXCEPTION
+
+
 def test_a_different_tree_is_a_divergence(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(differential, "read_tree", lambda data: Node(INTEGER, 6))
     with pytest.raises(differential.Divergence, match=r"ours reads Node\(tag=2, value=6\), pyasn1 reads"):
