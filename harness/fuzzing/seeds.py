@@ -85,24 +85,24 @@ def _rewrite(data: bytes, position: int = 0, end: int | None = None, *, form: st
 
 
 def _ber_input_states() -> dict[str, dict[str, Any]]:
-    queue = {"num": 256, "desc": 0x7FFF0000, "last_avail_idx": 17, "enabled": True}
+    queue = {"n": 256, "d": 0x7FFF0000, "i": 17, "e": True}
     full: dict[str, Any] = {
-        "status": 0x0F,
-        "features": 2**64 - 1,
-        "queue_sel": -32768,
-        "small": -1,
-        "config_len": 6,
-        "config": bytes.fromhex("525400123456"),
-        "name": "virtio-net ü",
-        "vq": [queue, {**queue, "enabled": False, "desc": 0}],
-        "sockets": [{"fd": 3, "peer": "10.0.2.2", "data": b"abcd"}, {"fd": -1, "peer": "", "data": bytes(4)}],
-        "isr": [1, 0, 255],
-        "nested": {"a": -128, "b": 2**63 - 1, "nested/on": {"on": True}},
-        "dev/ring": {"sizes": [256, 1024]},
-        "dev/flag": {"flag": False},
+        "st": 0x0F,
+        "ft": 2**64 - 1,
+        "qs": -32768,
+        "sm": -1,
+        "cl": 6,
+        "cf": bytes.fromhex("525400123456"),
+        "nm": "virtio-net ü",
+        "vq": [queue, {**queue, "e": False, "d": 0}],
+        "so": [{"f": 3, "p": "10.0.2.2", "b": b"abcd"}, {"f": -1, "p": "", "b": bytes(4)}],
+        "is": [1, 0, 255],
+        "ne": {"a": -128, "b": 2**63 - 1, "n/o": {"o": True}},
+        "d/r": {"r": [256, 1024]},
+        "d/f": {"f": False},
     }
     empty = ber_input_description().defaults()
-    empty["nested"] = {"a": 0, "b": 0}
+    empty["ne"] = {"a": 0, "b": 0}
     return {"full": full, "empty": empty}
 
 
@@ -119,10 +119,10 @@ def _ber_input_seeds() -> dict[str, bytes]:
         description.name,
         description.version_id,
         description.minimum_version_id,
-        (*description.fields, vmstate.Field("extra", vmstate.Scalar("uint16"))),
-        (*description.subsections, vmstate.Subsection(vmstate.Description("dev/new", 1, 1, ()), critical=False)),
+        (*description.fields, vmstate.Field("x", vmstate.Scalar("uint16"))),
+        (*description.subsections, vmstate.Subsection(vmstate.Description("d/x", 1, 1, ()), critical=False)),
     )
-    state = {**_ber_input_states()["full"], "extra": 7, "dev/new": {}}
+    state = {**_ber_input_states()["full"], "x": 7, "d/x": {}}
     seeds["newer-source.ber"] = _encode("ber", newer, state)
     return seeds
 

@@ -64,47 +64,51 @@ def ber_input_description() -> Description:
     scalar kind, fixed and field-sized buffers, a nested struct, count- and
     sentinel-framed lists, a fixed array, a nested description with its own
     subsection, a critical and a non-critical subsection, and -- because it
-    accepts unknown members -- the skipping of data it does not know."""
+    accepts unknown members -- the skipping of data it does not know.
+
+    Member names are one or two letters: signatures are most of a BER stream's
+    bytes, and short ones keep inputs small and the fuzzer fast.
+    """
     from harness.visitor import Framing, ListFraming
     from harness.vmstate import Array, Buffer, Description, Field, FieldRef, Scalar, Struct, Subsection
 
     queue = Struct(
-        "vq",
+        "q",
         (
-            Field("num", Scalar("uint32")),
-            Field("desc", Scalar("uint64")),
-            Field("last_avail_idx", Scalar("uint16")),
-            Field("enabled", Scalar("bool")),
+            Field("n", Scalar("uint32")),
+            Field("d", Scalar("uint64")),
+            Field("i", Scalar("uint16")),
+            Field("e", Scalar("bool")),
         ),
     )
-    socket = Struct("so", (Field("fd", Scalar("int32")), Field("peer", Scalar("str")), Field("data", Buffer(4))))
+    socket = Struct("s", (Field("f", Scalar("int32")), Field("p", Scalar("str")), Field("b", Buffer(4))))
     nested = Description(
-        "nested",
+        "n",
         2,
         1,
         (Field("a", Scalar("int8")), Field("b", Scalar("int64"), since=2)),
-        (Subsection(Description("nested/on", 1, 1, (Field("on", Scalar("bool")),))),),
+        (Subsection(Description("n/o", 1, 1, (Field("o", Scalar("bool")),))),),
     )
     return Description(
-        "dev",
+        "d",
         3,
         1,
         (
-            Field("status", Scalar("uint8")),
-            Field("features", Scalar("uint64")),
-            Field("queue_sel", Scalar("int16"), since=2),
-            Field("small", Scalar("int32")),
-            Field("config_len", Scalar("uint16")),
-            Field("config", Buffer(FieldRef("config_len"))),
-            Field("name", Scalar("str")),
+            Field("st", Scalar("uint8")),
+            Field("ft", Scalar("uint64")),
+            Field("qs", Scalar("int16"), since=2),
+            Field("sm", Scalar("int32")),
+            Field("cl", Scalar("uint16")),
+            Field("cf", Buffer(FieldRef("cl"))),
+            Field("nm", Scalar("str")),
             Field("vq", Array(queue, framing=Framing(ListFraming.COUNT, count_bits=16), max_length=8)),
-            Field("sockets", Array(socket, framing=Framing(ListFraming.SENTINEL, marker=42, terminator=0))),
-            Field("isr", Array(Scalar("uint8"), length=3)),
-            Field("nested", nested),
+            Field("so", Array(socket, framing=Framing(ListFraming.SENTINEL, marker=42, terminator=0))),
+            Field("is", Array(Scalar("uint8"), length=3)),
+            Field("ne", nested),
         ),
         (
-            Subsection(Description("dev/ring", 1, 1, (Field("sizes", Array(Scalar("uint16"), length=2)),))),
-            Subsection(Description("dev/flag", 1, 1, (Field("flag", Scalar("bool")),)), critical=False),
+            Subsection(Description("d/r", 1, 1, (Field("r", Array(Scalar("uint16"), length=2)),))),
+            Subsection(Description("d/f", 1, 1, (Field("f", Scalar("bool")),)), critical=False),
         ),
         accept_unknown=True,
     )
