@@ -526,6 +526,25 @@ def _dict_choice(alternative: str, value: Any) -> Any:
     return {alternative: value}
 
 
+class _Direction(NamedTuple):
+    """How one direction (encoding or decoding) builds the converter of each kind of node.
+
+    Why: choosing which converter a node gets, and memoising it, is the same in both
+    directions; only the builders differ. The choice runs once per node while the
+    converters are built, never per value.
+    """
+
+    #: Converters built so far, by node and the union type it is written in (``None``: its own).
+    cache: dict[tuple[int, tuple[int, ...] | None], Convert | None]
+    primitive: Callable[[_Primitive], Convert | None]
+    list_of: Callable[[_ListNode], Convert]
+    #: The subsection list's converter; ``None`` where it is written as a constant.
+    subsections: Convert | None
+    generic: Callable[[_Node, _Level], Convert]
+    conditional: Callable[[_StructNode], Convert]
+    sequence: Callable[[_StructNode, str], Convert]
+
+
 class _Converters:
     """State <-> library value converters, one closure per node and the type it is written as.
 
@@ -538,39 +557,64 @@ class _Converters:
         self._lib = library
         self._text = library.primitives[_UTF8]
         self._choice = _dict_choice if library.dict_choices else _tuple_choice
-        self._encoders: dict[tuple[int, tuple[int, ...] | None], Convert | None] = {}
-        self._decoders: dict[tuple[int, tuple[int, ...] | None], Convert | None] = {}
+        self._encoding = _Direction(
+            cache={},
+            primitive=lambda node: None,
+            list_of=self._list_encoder,
+            subsections=None,
+            generic=self._generic_encoder,
+            conditional=self._conditional_encoder,
+            sequence=self._sequence_encoder,
+        )
+        self._decoding = _Direction(
+            cache={},
+            primitive=lambda node: library.primitives[node.ref],
+            list_of=self._list_decoder,
+            subsections=library.subsections,
+            generic=self._generic_decoder,
+            conditional=self._conditional_decoder,
+            sequence=self._sequence_decoder,
+        )
+
+    # -- choosing a converter (both directions) ------------------------------------------
+    def _converter(self, direction: _Direction, node: _Node, level: _Level | None) -> Convert | None:
+        """The converter of ``direction`` for ``node``: of its own type (``level`` ``None``), or
+        of the type of ``level``, the union that holds it. Built once per node and type."""
+        cache = direction.cache
+        if level is not None and not (isinstance(node, _Primitive) or _one_type(level)):
+            inner = _constructed_children(level)
+            key: tuple[int, tuple[int, ...] | None] = (id(node), tuple(map(id, inner)))
+            if key not in cache:
+                cache[key] = direction.generic(node, inner)
+            return cache[key]
+        key = (id(node), None)
+        if key not in cache:
+            built: Convert | None
+            if isinstance(node, _Primitive):
+                built = direction.primitive(node)
+            elif isinstance(node, _ListNode):
+                built = direction.list_of(node)
+            elif isinstance(node, _SubsectionsNode):
+                if direction.subsections is None:
+                    raise AssertionError("subsection lists are written as constants")
+                built = direction.subsections
+            elif node.flat:
+                built = direction.generic(node, _constructed_children((node,)))
+            elif node.signature is None:
+                built = direction.conditional(node)
+            else:
+                built = direction.sequence(node, node.signature)
+            cache[key] = built
+        return cache[key]
 
     # -- encoding ----------------------------------------------------------------------
     def encoder(self, node: _Node) -> Convert | None:
         """State value -> the library's value of the node's own type (``None``: as it is)."""
-        key = (id(node), None)
-        if key not in self._encoders:
-            built: Convert | None
-            if isinstance(node, _Primitive):
-                built = None
-            elif isinstance(node, _ListNode):
-                built = self._list_encoder(node)
-            elif isinstance(node, _SubsectionsNode):
-                raise AssertionError("subsection lists are written as constants")
-            elif node.flat:
-                built = self._generic_encoder(node, _constructed_children((node,)))
-            elif node.signature is None:
-                built = self._conditional_encoder(node)
-            else:
-                built = self._sequence_encoder(node, node.signature)
-            self._encoders[key] = built
-        return self._encoders[key]
+        return self._converter(self._encoding, node, None)
 
     def _encoder_in(self, node: _Node, level: _Level) -> Convert | None:
         """State value -> the library's value of the type of ``level`` (which holds ``node``)."""
-        if isinstance(node, _Primitive) or _one_type(level):
-            return self.encoder(node)
-        inner = _constructed_children(level)
-        key = (id(node), tuple(map(id, inner)))
-        if key not in self._encoders:
-            self._encoders[key] = self._generic_encoder(node, inner)
-        return self._encoders[key]
+        return self._converter(self._encoding, node, level)
 
     def _empty_subsections(self, level: _Level) -> Any:
         """The empty subsection list as a value of the type of ``level``."""
@@ -744,33 +788,11 @@ class _Converters:
     # -- decoding ----------------------------------------------------------------------
     def decoder(self, node: _Node) -> Convert | None:
         """The library's value of the node's own type -> state value (``None``: as it is)."""
-        key = (id(node), None)
-        if key not in self._decoders:
-            built: Convert | None
-            if isinstance(node, _Primitive):
-                built = self._lib.primitives[node.ref]
-            elif isinstance(node, _ListNode):
-                built = self._list_decoder(node)
-            elif isinstance(node, _SubsectionsNode):
-                built = self._lib.subsections
-            elif node.flat:
-                built = self._generic_decoder(node, _constructed_children((node,)))
-            elif node.signature is None:
-                built = self._conditional_decoder(node)
-            else:
-                built = self._sequence_decoder(node, node.signature)
-            self._decoders[key] = built
-        return self._decoders[key]
+        return self._converter(self._decoding, node, None)
 
     def _decoder_in(self, node: _Node, level: _Level) -> Convert | None:
         """The library's value of the type of ``level`` (which holds ``node``) -> state value."""
-        if isinstance(node, _Primitive) or _one_type(level):
-            return self.decoder(node)
-        inner = _constructed_children(level)
-        key = (id(node), tuple(map(id, inner)))
-        if key not in self._decoders:
-            self._decoders[key] = self._generic_decoder(node, inner)
-        return self._decoders[key]
+        return self._converter(self._decoding, node, level)
 
     def _list_decoder(self, node: _ListNode) -> Convert:
         code = node.element_code

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -30,20 +30,10 @@ from devices.base import Device, Release
 from harness import bench, stream
 from harness.compiled import FORMATS, CompiledCodec, compile_codec
 from harness.errors import EncodeError
-from harness.visitor import Framing, ListFraming
-from harness.vmstate import Array, Buffer, Description, Field, FieldRef, Scalar, State, Struct, Subsection
+from harness.strategies import descriptions, values_of
+from harness.vmstate import Description, Field, Scalar, State, Struct
 
 CORPUS = Path(__file__).parent.parent / "corpora" / "qemu-7.2"
-INTEGER_RANGES = {
-    "int8": (-128, 127),
-    "int16": (-32768, 32767),
-    "int32": (-(2**31), 2**31 - 1),
-    "int64": (-(2**63), 2**63 - 1),
-    "uint8": (0, 255),
-    "uint16": (0, 65535),
-    "uint32": (0, 2**32 - 1),
-    "uint64": (0, 2**64 - 1),
-}
 DEVICE_RELEASES = [(device, release) for device in devices.registry().values() for release in device.releases]
 RELEASE_IDS = [f"{device.name}-{release.name}" for device, release in DEVICE_RELEASES]
 
@@ -209,193 +199,14 @@ def test_the_bench_workload_is_fast_path_only(queues: int) -> None:
 
 # -- random descriptions --------------------------------------------------------------
 
-SCALAR_KINDS = (*INTEGER_RANGES, "bool", "str")
-NESTING = 2
-
-
-def _reject_odd(name: str) -> Callable[[Mapping[str, Any]], Iterator[tuple[str, str]]]:
-    def validate(state: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
-        value = state.get(name)
-        if type(value) is int and value % 2:
-            yield name, f"{name} is odd ({value})"
-
-    return validate
-
-
-@st.composite
-def framings(draw: st.DrawFn, prefix: str) -> Framing:
-    kind = draw(st.sampled_from(["count", "sentinel", "open", "subsection-like"]))
-    if kind == "count":
-        return Framing(ListFraming.COUNT, count_bits=draw(st.sampled_from([8, 16, 32])))
-    marker, terminator = draw(st.lists(st.sampled_from([0, 1, 5, 42, 255]), min_size=2, max_size=2, unique=True))
-    if kind == "sentinel":
-        return Framing(ListFraming.SENTINEL, marker=marker, terminator=terminator)
-    if kind == "open":
-        return Framing(ListFraming.SENTINEL, marker=marker)
-    return Framing(ListFraming.SENTINEL, marker=marker, name_prefix=prefix)
-
-
-@st.composite
-def element_types(draw: st.DrawFn, depth: int, owner: str) -> Any:
-    shapes = ["scalar", "buffer"] + (["struct", "array", "description"] if depth < NESTING else [])
-    shape = draw(st.sampled_from(shapes))
-    if shape == "scalar":
-        return Scalar(draw(st.sampled_from(SCALAR_KINDS)))
-    if shape == "buffer":
-        return Buffer(draw(st.integers(0, 4)))
-    if shape == "struct":
-        return Struct(f"{owner}.s", draw(field_lists(depth + 1, None, f"{owner}.s")))
-    if shape == "description":
-        return draw(descriptions(depth + 1, f"{owner}.d"))
-    return Array(draw(element_types(depth + 1, owner)), length=draw(st.integers(0, 2)))
-
-
-@st.composite
-def field_lists(draw: st.DrawFn, depth: int, version_id: int | None, owner: str) -> tuple[Field, ...]:
-    fields: list[Field] = []
-    integers: list[tuple[str, str]] = []  # earlier integer fields: (name, kind)
-    for index in range(draw(st.integers(1 if depth == 0 else 0, 4))):
-        name = f"f{index}"
-        options: dict[str, Any] = {}
-        gate = draw(st.sampled_from(["none", "none", "since", "until", "when"]))
-        if gate == "since":
-            # A nested struct's fields are gated at its description's version.
-            options["since"] = draw(st.integers(1, version_id or 3))
-            options["default"] = draw(st.sampled_from([None, 7]))
-        elif gate == "until":
-            options["until"] = draw(st.integers(1, (version_id or 2) + 1))
-        elif gate == "when" and integers:
-            target, target_kind = draw(st.sampled_from(integers))
-            options["when"] = (target, draw(st.integers(max(0, INTEGER_RANGES[target_kind][0]), 2)))
-        shapes = ["scalar", "scalar", "buffer", "ref-buffer"]
-        if depth < NESTING:
-            shapes += ["struct", "array", "array", "description"]
-        shape = draw(st.sampled_from(shapes))
-        if shape == "scalar":
-            kind = draw(st.sampled_from(SCALAR_KINDS))
-            if kind in INTEGER_RANGES:
-                integers.append((name, kind))
-            default = options.pop("default", None)
-            if default is not None and kind in INTEGER_RANGES:
-                options["default"] = default
-            fields.append(Field(name, Scalar(kind), **options))
-            continue
-        options.pop("default", None)
-        if shape == "buffer":
-            fields.append(Field(name, Buffer(draw(st.integers(0, 6))), **options))
-        elif shape == "ref-buffer":
-            length = f"{name}_len"
-            since = options.get("since", 0)
-            fields.append(Field(length, Scalar(draw(st.sampled_from(list(INTEGER_RANGES)))), since=since))
-            fields.append(Field(name, Buffer(FieldRef(length, draw(st.integers(1, 2)))), **options))
-        elif shape == "struct":
-            fields.append(Field(name, Struct(f"{owner}.{name}", draw(field_lists(depth + 1, None, name))), **options))
-        elif shape == "description":
-            fields.append(Field(name, draw(descriptions(depth + 1, f"{owner}.{name}")), **options))
-        else:
-            element = draw(element_types(depth + 1, f"{owner}.{name}"))
-            framing = draw(st.sampled_from(["fixed", "fixed-long", "ref", "stream"]))
-            maximum = draw(st.sampled_from([None, None, 1, 2]))
-            if framing == "fixed":
-                array = Array(element, length=draw(st.integers(0, 3)), max_length=maximum)
-            elif framing == "fixed-long":
-                array = Array(Scalar(draw(st.sampled_from(list(INTEGER_RANGES)))), length=draw(st.sampled_from([70])))
-            elif framing == "ref":
-                length = f"{name}_len"
-                since = options.get("since", 0)
-                fields.append(Field(length, Scalar(draw(st.sampled_from(list(INTEGER_RANGES)))), since=since))
-                array = Array(element, length=FieldRef(length), max_length=maximum)
-            else:
-                array = Array(element, framing=draw(framings(owner.split(".")[0])), max_length=maximum)
-            fields.append(Field(name, array, **options))
-    return tuple(fields)
-
-
-@st.composite
-def descriptions(draw: st.DrawFn, depth: int = 0, name: str = "dev") -> Description:
-    version_id = draw(st.integers(1, 3))
-    fields = draw(field_lists(depth, version_id, name))
-    subsections = []
-    if depth < NESTING:
-        for index in range(draw(st.integers(0, 2))):
-            sub_name, sub_version = f"{name}/s{index}", draw(st.integers(1, 2))
-            sub = Description(sub_name, sub_version, 1, draw(field_lists(depth + 1, sub_version, sub_name)))
-            needed = draw(st.sampled_from([None, "always"]))
-            subsections.append(
-                Subsection(sub, needed=(lambda state: True) if needed else None, critical=draw(st.booleans()))
-            )
-    integer_fields = [f.name for f in fields if isinstance(f.type, Scalar) and f.type.kind in INTEGER_RANGES]
-    validate = _reject_odd(integer_fields[0]) if integer_fields and draw(st.booleans()) else None
-    return Description(
-        name,
-        version_id,
-        draw(st.integers(0, version_id)),
-        fields,
-        tuple(subsections),
-        validate=validate,
-        accept_unknown=draw(st.booleans()),
-    )
-
-
-def _length_fields(fields: tuple[Field, ...]) -> set[str]:
-    names = set()
-    for f in fields:
-        kind: Any = f.type
-        while kind is not None:
-            for ref in (getattr(kind, "size", None), getattr(kind, "length", None)):
-                if isinstance(ref, FieldRef):
-                    names.add(ref.name)
-            kind = getattr(kind, "element", None)
-    return names
-
-
-@st.composite
-def values_of(draw: st.DrawFn, kind: Any, siblings: dict[str, Any], *, length: bool = False) -> Any:
-    if isinstance(kind, Scalar):
-        if kind.kind == "bool":
-            return draw(st.booleans())
-        if kind.kind == "str":
-            return draw(st.text(max_size=6))
-        lo, hi = INTEGER_RANGES[kind.kind]
-        if length:
-            return draw(st.integers(max(lo, 0), 3))
-        return draw(st.one_of(st.integers(max(lo, -2), min(hi, 3)), st.sampled_from([lo, hi]), st.integers(lo, hi)))
-    if isinstance(kind, Buffer):
-        size = kind.size if isinstance(kind.size, int) else max(0, int(siblings[kind.size.name])) * kind.size.scale
-        return draw(st.binary(min_size=size, max_size=size))
-    if isinstance(kind, Struct):
-        return draw(states_of(kind.fields))
-    if isinstance(kind, Description):
-        state = draw(states_of(kind.fields))
-        for sub in kind.subsections:
-            if sub.needed is not None or draw(st.booleans()):
-                state[sub.name] = draw(states_of(sub.description.fields))
-        return state
-    assert isinstance(kind, Array)
-    if isinstance(kind.length, int):
-        count = kind.length
-    elif isinstance(kind.length, FieldRef):
-        count = max(0, int(siblings[kind.length.name]))
-    else:
-        count = draw(st.integers(0, 3))
-    return [draw(values_of(kind.element, siblings)) for _ in range(count)]
-
-
-@st.composite
-def states_of(draw: st.DrawFn, fields: tuple[Field, ...]) -> State:
-    lengths = _length_fields(fields)
-    state: State = {}
-    for f in fields:
-        state[f.name] = draw(values_of(f.type, state, length=f.name in lengths))
-        if f.name in lengths and draw(st.integers(0, 9)) == 0:
-            state[f.name] = -1 if type(state[f.name]) is int else state[f.name]  # a negative length: refused
-    return state
+#: Descriptions using every description feature: validators, every framing, every gate.
+DESCRIPTIONS = descriptions()
 
 
 @st.composite
 def cases(draw: st.DrawFn) -> tuple[Description, State]:
-    description = draw(descriptions())
-    return description, draw(values_of(description, {}))
+    description = draw(DESCRIPTIONS)
+    return description, draw(values_of(description, bad_lengths=True))
 
 
 @st.composite
