@@ -126,3 +126,12 @@ def sequence(*members: bytes) -> bytes:
 
 #: An empty ``subsections`` list as every description's struct ends with it.
 NO_SUBSECTIONS = sequence(utf8(""))
+
+
+def typed(value: Any) -> Any:
+    """``value`` with each leaf's type part of equality (``True != 1``, ``bytes != bytearray``)."""
+    if isinstance(value, dict):
+        return {key: typed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [typed(item) for item in value]
+    return (type(value).__name__, value)

@@ -23,6 +23,7 @@ from typing import Any
 
 import asn1tools  # type: ignore[import-untyped]
 import pytest
+from _support import typed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyasn1.codec.der import decoder as der_decoder  # type: ignore[import-untyped]
@@ -51,15 +52,6 @@ def ours(description: Description, state: State) -> bytes:
     """Our BER bytes: the wire the libraries must reproduce."""
     data: bytes = vmstate.encode(BerOutputVisitor(), description, state)
     return data
-
-
-def typed(value: Any) -> Any:
-    """``value`` with each leaf's type part of equality (``True != 1``, ``bytes != bytearray``)."""
-    if isinstance(value, dict):
-        return {key: typed(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [typed(item) for item in value]
-    return (type(value).__name__, value)
 
 
 def assert_our_wire(codec: Asn1Codec, description: Description, state: State) -> None:

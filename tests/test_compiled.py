@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _support import parse_tlv, to_indefinite
+from _support import parse_tlv, to_indefinite, typed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -39,15 +39,6 @@ RELEASE_IDS = [f"{device.name}-{release.name}" for device, release in DEVICE_REL
 
 
 # -- comparing outcomes ---------------------------------------------------------------
-
-
-def typed(value: Any) -> Any:
-    """``value`` with every leaf's type part of equality (``True != 1``, ``bytes != bytearray``)."""
-    if isinstance(value, dict):
-        return {key: typed(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [typed(item) for item in value]
-    return (type(value).__name__, value)
 
 
 def outcome(call: Callable[[], Any]) -> tuple[Any, ...]:

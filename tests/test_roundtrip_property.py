@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from _support import PAIRING_NAMES, decode, encode, to_indefinite
+from _support import PAIRING_NAMES, decode, encode, to_indefinite, typed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -58,15 +58,6 @@ def _at_version(description: Description, state: dict[str, Any], version: int) -
     projected = {f.name: (state[f.name] if f.since <= version else f.default) for f in description.fields}
     projected.update({sub.name: state[sub.name] for sub in description.subsections if sub.name in state})
     return projected
-
-
-def typed(value: Any) -> Any:
-    """``value`` with every leaf's type made part of equality (True != 1)."""
-    if isinstance(value, dict):
-        return {key: typed(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [typed(item) for item in value]
-    return (type(value).__name__, value)
 
 
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
