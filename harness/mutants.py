@@ -47,6 +47,7 @@ Strategy:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -980,11 +981,36 @@ def run_release(
     directions: Sequence[str] = DIRECTIONS,
 ) -> list[MutantResult]:
     """Every chosen mutant of one release, on each format, in both directions."""
+    results: list[MutantResult] = []
+    for _index, found in run_release_part(
+        device, release, seed=seed, examples=examples, per_class=per_class, formats=formats, directions=directions
+    ):
+        results += found
+    return results
+
+
+def run_release_part(
+    device: Device,
+    release: Release,
+    *,
+    seed: int,
+    examples: int = DEFAULT_EXAMPLES,
+    per_class: int | None = DEFAULT_PER_CLASS,
+    formats: Sequence[str] = FORMATS,
+    directions: Sequence[str] = DIRECTIONS,
+    part: int = 0,
+    parts: int = 1,
+) -> list[tuple[int, list[MutantResult]]]:
+    """The mutants of one release whose index is ``part`` modulo ``parts``, with
+    their index: worker processes each run one part, and the parts interleave
+    back into :func:`run_release`'s order."""
     states = matrix.states_for(device.name, release.name, examples, seed)
     encodings = _Encodings(release.description, states)
-    results: list[MutantResult] = []
-    for mutant in derive(release.description, states=states, per_class=per_class):
-        results += run_mutant(
+    found: list[tuple[int, list[MutantResult]]] = []
+    for index, mutant in enumerate(derive(release.description, states=states, per_class=per_class)):
+        if index % parts != part:
+            continue
+        results = run_mutant(
             mutant,
             [*states, *edge_states(mutant, states)],
             device=device.name,
@@ -993,7 +1019,17 @@ def run_release(
             directions=directions,
             encodings=encodings,
         )
-    return results
+        found.append((index, results))
+    return found
+
+
+def _run_part(task: tuple[str, str, int, int, int | None, int, int]) -> list[tuple[int, list[MutantResult]]]:
+    """One worker's share (picklable arguments: names, not objects)."""
+    device_name, release_name, seed, examples, per_class, part, parts = task
+    device = devices.get(device_name)
+    return run_release_part(
+        device, device.release(release_name), seed=seed, examples=examples, per_class=per_class, part=part, parts=parts
+    )
 
 
 def run_all(
@@ -1004,9 +1040,24 @@ def run_all(
     ``all_releases``. At most :data:`DEFAULT_EXAMPLES` drawn states per release
     (fewer when ``config.examples`` is smaller), on top of the fixed ones."""
     examples = run_examples(config)
+    pairs = selected_releases(config, all_releases=all_releases)
     results: list[MutantResult] = []
-    for device, release in selected_releases(config, all_releases=all_releases):
-        results += run_release(device, release, seed=config.seed, examples=examples, per_class=per_class)
+    if config.jobs <= 1:
+        for device, release in pairs:
+            results += run_release(device, release, seed=config.seed, examples=examples, per_class=per_class)
+        return results
+    parts = config.jobs
+    tasks = [
+        (device.name, release.name, config.seed, examples, per_class, part, parts)
+        for device, release in pairs
+        for part in range(parts)
+    ]
+    with ProcessPoolExecutor(max_workers=config.jobs) as pool:
+        shares = list(pool.map(_run_part, tasks))
+    for first in range(0, len(shares), parts):
+        merged = sorted((pair for share in shares[first : first + parts] for pair in share), key=lambda pair: pair[0])
+        for _index, found in merged:
+            results += found
     return results
 
 

@@ -339,3 +339,10 @@ def test_ber_detects_a_swap_of_two_members_sharing_a_nested_description() -> Non
     results = mutants.run_mutant(mutant, [{"a": {"x": 1}, "b": {"x": 2}}])
     assert {result.outcome for result in results if result.format == "qemufile"} == {MutantOutcome.CORRUPT}
     assert mutants.ber_misses(results) == []
+
+
+def test_worker_processes_give_the_same_mutation_table_in_the_same_order() -> None:
+    serial = MatrixConfig(devices=("slirp",), examples=2, jobs=1)
+    parallel = MatrixConfig(devices=("slirp",), examples=2, jobs=2)
+    results = mutants.run_all(serial)
+    assert results and mutants.run_all(parallel) == results
