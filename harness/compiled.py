@@ -588,12 +588,22 @@ class _QemuFileEncoder:
     def fields(self, fn: _Function, fields: tuple[Field, ...], version: int, state: str) -> None:
         siblings: dict[str, str] = {}
         run: list[Field] = []
-        for f in fields:
+        skip = 0
+        for index, f in enumerate(fields):
+            if skip:
+                skip -= 1
+                continue
             if not _static_present(f, version):
                 siblings[f.name] = _default_expr(self.module, f)
                 continue
             if f.when is None and _flat(f.type, version) is not None:
                 run.append(f)
+                continue
+            group = self.gated_group(fields, index, version)
+            if group:
+                self.gated_run(fn, run, group, version, state, siblings)
+                run = []
+                skip = len(group) - 1
                 continue
             self.run(fn, run, version, state, siblings)
             run = []
@@ -611,11 +621,61 @@ class _QemuFileEncoder:
             siblings[f.name] = var
         self.run(fn, run, version, state, siblings)
 
-    def run(self, fn: _Function, run: list[Field], version: int, state: str, siblings: dict[str, str]) -> None:
-        """One pack call for consecutive fixed-width fields."""
+    @staticmethod
+    def gated_group(fields: tuple[Field, ...], index: int, version: int) -> list[Field]:
+        """The fixed-width fields from ``index`` on that share one value condition
+        (slirp's IPv4 ``addr`` and ``port``); empty when ``fields[index]`` is not one."""
+        first = fields[index]
+        group: list[Field] = []
+        for f in fields[index:]:
+            if f.when is None or f.when != first.when or not _static_present(f, version):
+                break
+            if _flat(f.type, version) is None:
+                break
+            group.append(f)
+        return group
+
+    def gated_run(
+        self,
+        fn: _Function,
+        run: list[Field],
+        group: list[Field],
+        version: int,
+        state: str,
+        siblings: dict[str, str],
+    ) -> None:
+        """The pending run and a group of fields sharing one condition: one pack
+        call either way -- the run with the group when the condition holds, the
+        run alone (the group at its defaults) when it does not."""
+        run_leaves = self.read(fn, run, version, state, siblings)
+        when = group[0].when
+        assert when is not None
+        names = [fn.fresh(f"v_{f.name}") for f in group]
+        condition = f"{siblings[when[0]]} == {self.module.const(when[1], 'WHEN', key=('when', when[1]))}"
+        with fn.block(f"if {condition}:"):
+            group_leaves = self.read(fn, group, version, state, {}, names)
+            self.pack(fn, run_leaves + group_leaves)
+        with fn.block("else:"):
+            for f, name in zip(group, names, strict=True):
+                fn(f"{name} = {_default_expr(self.module, f)}")
+            if run_leaves:
+                self.pack(fn, run_leaves)
+        for f, name in zip(group, names, strict=True):
+            siblings[f.name] = name
+
+    def read(
+        self,
+        fn: _Function,
+        run: list[Field],
+        version: int,
+        state: str,
+        siblings: dict[str, str],
+        names: list[str] | None = None,
+    ) -> list[tuple[_Leaf, str]]:
+        """Emit the reads of consecutive fixed-width fields; return their leaves."""
         if not run:
-            return
-        names = [fn.fresh(f"v_{f.name}") for f in run]
+            return []
+        names = names or [fn.fresh(f"v_{f.name}") for f in run]
         if len(run) == 1:
             fn(f"{names[0]} = {state}[{run[0].name!r}]")
         else:
@@ -627,7 +687,12 @@ class _QemuFileEncoder:
         for f, name in zip(run, names, strict=True):
             _bind_leaves(fn, f.type, name, version, leaves)
             siblings[f.name] = name
-        self.pack(fn, leaves)
+        return leaves
+
+    def run(self, fn: _Function, run: list[Field], version: int, state: str, siblings: dict[str, str]) -> None:
+        """One pack call for consecutive fixed-width fields."""
+        if run:
+            self.pack(fn, self.read(fn, run, version, state, siblings))
 
     def pack(self, fn: _Function, leaves: list[tuple[_Leaf, str]], prefix: str = "") -> None:
         _emit_checks(fn, _type_checks(leaves))

@@ -421,3 +421,42 @@ def test_non_bytes_input_is_the_generic_paths_business() -> None:
     data = codec.encode(devices.get("slirp").fixed_states(release)[0])
     assert typed(codec.decode(bytearray(data))) == typed(codec.generic_decode(bytearray(data)))
     assert_same_decode(codec, memoryview(data))  # type: ignore[arg-type]
+
+
+def test_fields_sharing_a_condition_are_packed_with_the_run_that_decides_it() -> None:
+    """slirp's IPv4 address shape: ``addr`` and ``port`` exist when ``family`` is 2;
+    the legacy encoder writes family (and what precedes it) with them in one call,
+    or alone -- and either way the walker's bytes, on the fast path."""
+    address = Struct(
+        "addr",
+        (
+            Field("tag", Scalar("uint8")),
+            Field("family", Scalar("uint16")),
+            Field("addr", Scalar("uint32"), when=("family", 2)),
+            Field("port", Scalar("uint16"), when=("family", 2)),
+            Field("after", Scalar("uint8")),
+        ),
+    )
+    description = Description(
+        "gated",
+        1,
+        1,
+        (
+            Field("kind", Scalar("uint8")),
+            Field("a", address),
+            Field("extra", Scalar("uint32"), when=("kind", 7)),
+        ),
+    )
+    codec = compile_codec(description, "qemufile")
+    ipv4 = {"tag": 1, "family": 2, "addr": 0x0A000202, "port": 22, "after": 9}
+    ipv6 = {"tag": 1, "family": 10, "addr": 0, "port": 0, "after": 9}
+    for kind, extra in ((7, 5), (1, 0)):
+        for address_state in (ipv4, ipv6):
+            state = {"kind": kind, "a": address_state, "extra": extra}
+            expected = codec.generic_encode(state)
+            with fast_path_only(codec):
+                assert codec.encode(state) == expected
+                assert codec.decode(expected) == state
+    # A value the fast path does not take still goes to the walker, which decides.
+    with pytest.raises(EncodeError):
+        codec.encode({"kind": 1, "a": {**ipv4, "port": -1}, "extra": 0})
