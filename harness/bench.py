@@ -47,11 +47,9 @@ from pathlib import Path
 from typing import Any
 
 from harness import vmstate
-from harness.compiled import compile_codec
+from harness.compiled import Format, compile_codec
 from harness.errors import UsageError
-from harness.visitors.ber import BerInputVisitor, BerOutputVisitor
 from harness.visitors.dict import DictInputVisitor, DictOutputVisitor
-from harness.visitors.qemufile import QemuFileInputVisitor, QemuFileOutputVisitor
 from harness.vmstate import Description, State
 from harness.workloads import CONFIG_SIZE, TARGET_WORKLOADS, VIRTIO, WORKLOADS, Workload, make_virtio_state
 
@@ -100,50 +98,17 @@ def _dict_codec(description: Description) -> Codec:
     return Codec("dict", encode, decode, is_bytes=False)
 
 
-def _qemufile_codec(description: Description) -> Codec:
-    """The legacy wire as the product writes it: the compiled description."""
-    codec = compile_codec(description, "qemufile")
-    return Codec("qemufile", codec.encode, codec.decode)
+def _compiled_codec(fmt: Format, description: Description) -> Codec:
+    """A byte wire as the product writes it: the compiled description."""
+    codec = compile_codec(description, fmt)
+    return Codec(fmt, codec.encode, codec.decode)
 
 
-def _ber_codec(description: Description) -> Codec:
-    """The BER wire as the product writes it: the compiled description."""
-    codec = compile_codec(description, "ber")
-    return Codec("ber", codec.encode, codec.decode)
-
-
-def _qemufile_walker_codec(description: Description) -> Codec:
-    """The legacy wire through the generic walker and the qemufile visitors."""
-
-    def encode(state: State) -> bytes:
-        visitor = QemuFileOutputVisitor()
-        vmstate.save(visitor, description, state)
-        return visitor.result()
-
-    def decode(data: bytes) -> State:
-        visitor = QemuFileInputVisitor(data)
-        state = vmstate.load(visitor, description, description.version_id)
-        visitor.finish()
-        return state
-
-    return Codec("qemufile-walker", encode, decode)
-
-
-def _ber_walker_codec(description: Description) -> Codec:
-    """The BER wire through the generic walker and the BER visitors."""
-
-    def encode(state: State) -> bytes:
-        visitor = BerOutputVisitor()
-        vmstate.save(visitor, description, state)
-        return visitor.result()
-
-    def decode(data: bytes) -> State:
-        visitor = BerInputVisitor(data)
-        state = vmstate.load(visitor, description, description.version_id)
-        visitor.finish()
-        return state
-
-    return Codec("ber-walker", encode, decode)
+def _walker_codec(fmt: Format, description: Description) -> Codec:
+    """A byte wire through the generic walker and that wire's visitors (the
+    compiled codec's reference path)."""
+    codec = compile_codec(description, fmt)
+    return Codec(f"{fmt}-walker", codec.generic_encode, codec.generic_decode)
 
 
 def _struct_codec(workload: Workload) -> Codec:
@@ -168,10 +133,10 @@ def _library_codec(name: str, workload: Workload) -> Codec:
 #: Every codec, in report order: name -> builder for a description.
 CODEC_BUILDERS: dict[str, Callable[[Workload], Codec]] = {
     "dict": lambda workload: _dict_codec(workload.description),
-    "qemufile": lambda workload: _qemufile_codec(workload.description),
-    "qemufile-walker": lambda workload: _qemufile_walker_codec(workload.description),
-    "ber": lambda workload: _ber_codec(workload.description),
-    "ber-walker": lambda workload: _ber_walker_codec(workload.description),
+    "qemufile": lambda workload: _compiled_codec("qemufile", workload.description),
+    "qemufile-walker": lambda workload: _walker_codec("qemufile", workload.description),
+    "ber": lambda workload: _compiled_codec("ber", workload.description),
+    "ber-walker": lambda workload: _walker_codec("ber", workload.description),
     "pyasn1": partial(_library_codec, "pyasn1"),
     "asn1tools": partial(_library_codec, "asn1tools"),
     "struct": _struct_codec,
