@@ -17,9 +17,10 @@ Strategy:
   is kept (:attr:`CompiledCodec.source`) and registered with :mod:`linecache`,
   so tracebacks through generated code show it.
 * The generated code is a *fast path*. It checks every value as strictly as the
-  visitors do and gives up -- by raising :class:`_Fallback` or letting any other
-  exception escape (an ``IndexError`` on a short input, a ``struct.error`` or
-  ``OverflowError`` on an out-of-range value) -- on anything it does not handle:
+  visitors do and gives up -- by raising :class:`_Fallback` or letting one of
+  the exceptions of :data:`_GIVES_UP` escape (an ``IndexError`` on a short
+  input, a ``struct.error`` or ``OverflowError`` on an out-of-range value) -- on
+  anything it does not handle:
   a value that does not fit, truncation, trailing bytes, a limit, a failed
   post-load check, and every BER form our encoder does not write (indefinite
   lengths, constructed strings, a BOOLEAN other than 00/FF, multi-byte tags,
@@ -100,6 +101,14 @@ RawDecoder = Callable[[bytes, int], tuple[State, int]]
 
 class _Fallback(Exception):
     """Raised by generated code: this input is not for the fast path."""
+
+
+#: What generated code raises when it gives up on an input: its own signal, or
+#: what a short input, a missing member or a value that does not fit raises on
+#: the way (an ``IndexError``, ``KeyError``, ``TypeError``, ``ValueError``,
+#: ``OverflowError`` or ``struct.error``). Anything else -- a ``NameError``, an
+#: ``AttributeError`` -- is a bug in the generator and propagates.
+_GIVES_UP = (_Fallback, IndexError, KeyError, TypeError, ValueError, OverflowError, struct.error)
 
 
 class _Unsupported(Exception):
@@ -1640,7 +1649,7 @@ class CompiledCodec:
         if encoder is not None:
             try:
                 return encoder(state)
-            except Exception:  # any failure: the generic path decides
+            except _GIVES_UP:  # the generic path decides, and reports any error
                 pass
         return self.generic_encode(state)
 
@@ -1656,7 +1665,7 @@ class CompiledCodec:
                     state, end = decoder(data, 0)
                     if end == len(data):
                         return state
-        except Exception:  # any failure: the generic path decides
+        except _GIVES_UP:  # the generic path decides, and reports any error
             pass
         return self.generic_decode(data, version)
 
