@@ -37,6 +37,7 @@ from typing import Any
 
 import devices
 from devices.base import Device, Release
+from harness import corpus
 from harness.classify import ExampleResult, StreamChanged, classify
 from harness.errors import UsageError
 from harness.matrix import decode, encode
@@ -106,20 +107,7 @@ def write_corpus(root: Path, files: Mapping[str, bytes]) -> list[str]:
     left alone. Not atomic: an interrupted run leaves a corpus the gate and the
     tests reject, and running again mends it.
     """
-    for name, content in files.items():
-        target = root / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(content)
-    removed = []
-    for path in sorted(root.rglob("*")):
-        relative = PurePosixPath(path.relative_to(root).as_posix())
-        if path.is_file() and _is_golden_file(relative) and str(relative) not in files:
-            path.unlink()
-            removed.append(str(relative))
-            for directory in (path.parent, path.parent.parent):
-                if directory.exists() and not any(directory.iterdir()):
-                    directory.rmdir()
-    return removed
+    return corpus.write_corpus(root, files, _is_golden_file)
 
 
 # -- reading ----------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 
 import devices
 from devices.base import Device, Release
-from harness import releases
+from harness import corpus, releases
 from harness.errors import UsageError
 from harness.visitors.jsonschema import DIALECT, SCHEMA_FORMAT, JsonObject, description_schema, dumps
 
@@ -117,19 +117,7 @@ def write_corpus(root: Path, files: Mapping[str, bytes]) -> list[str]:
 
     Returns the relative paths removed; other files are left alone.
     """
-    for name, content in files.items():
-        target = root / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(content)
-    removed = []
-    for path in sorted(root.glob("*/*.json")):
-        relative = PurePosixPath(path.relative_to(root).as_posix())
-        if path.is_file() and _is_schema_file(relative) and str(relative) not in files:
-            path.unlink()
-            removed.append(str(relative))
-            if not any(path.parent.iterdir()):
-                path.parent.rmdir()
-    return removed
+    return corpus.write_corpus(root, files, _is_schema_file)
 
 
 __all__ = ["DEFAULT_DIRECTORY", "build", "device_document", "release_document", "resolve", "write_corpus"]
