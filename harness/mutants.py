@@ -760,22 +760,11 @@ def _edge_values(kind: str) -> tuple[int, int]:
     return (low, -1) if signed else (high, 1 << (bits - 1))
 
 
-@dataclass(frozen=True)
-class _SetInteger:
-    """Set a member (every element, for a list of integers) to one value."""
-
-    name: str
-    value: int
-
-    def __call__(self, state: State) -> State:
-        if self.name not in state:
-            return state
-        return {**state, self.name: self._set(state[self.name])}
-
-    def _set(self, value: Any) -> Any:
-        if isinstance(value, list):
-            return [self._set(item) for item in value]
-        return self.value if type(value) is int else value
+def _set_integer(to: int, value: Any) -> Any:
+    """``value`` with every integer in it (every element, for a list) set to ``to``."""
+    if isinstance(value, list):
+        return [_set_integer(to, item) for item in value]
+    return to if type(value) is int else value
 
 
 def _length_names(kind: FieldType) -> set[str]:
@@ -843,7 +832,7 @@ def edge_states(mutant: Mutant, real_states: Sequence[State]) -> list[State]:
         return []
     base = real_states[counts.index(max(counts))]
     for value in _edge_values(kind):
-        candidate: State = _apply(base, mutant.container, _SetInteger(member.name, value))
+        candidate: State = _apply(base, mutant.container, _MapMember(member.name, partial(_set_integer, value)))
         if candidate != base and _valid_edge(mutant.real, mutant.container, member, candidate):
             return [candidate]
     return []
