@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from harness.compiled import compile_codec
+from harness.compiled import Format, compile_codec
 from harness.errors import DecodeError
 from harness.vmstate import Description
 from harness.workloads import CONFIG_SIZE, SBUF_SIZE, SLIRP, VIRTIO, make_slirp_state, make_virtio_state
@@ -33,7 +33,7 @@ class HostileCase:
     """A named hostile input for one codec."""
 
     name: str
-    wire: str
+    wire: Format
     description: Description
     #: What the input claims, in bytes or elements, for the report.
     declared: str
@@ -155,7 +155,7 @@ CASES: tuple[HostileCase, ...] = (
 def measure_case(case: HostileCase) -> MemoryFigure:
     """Decode the case's input under :mod:`tracemalloc` and report the peak."""
     data = case.build()
-    codec = compile_codec(case.description, case.wire)  # type: ignore[arg-type]
+    codec = compile_codec(case.description, case.wire)
     codec.decode(codec.encode(_valid_state(case.description)))  # warm: code generation is not the decode
     started = not tracemalloc.is_tracing()
     if started:

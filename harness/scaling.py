@@ -18,7 +18,7 @@ from functools import partial
 from typing import Any
 
 from harness.bench import QUICK_BUDGET_S, QUICK_ROUNDS, measure
-from harness.compiled import compile_codec
+from harness.compiled import FORMATS, Format, compile_codec
 from harness.workloads import sized
 
 #: Queue counts: from a small device to four times QEMU's VIRTIO_QUEUE_MAX.
@@ -66,12 +66,12 @@ class Series:
         }
 
 
-def codec_series(kind: str, counts: Sequence[int], fmt: str, op: str, budget_s: float, rounds: int) -> Series:
+def codec_series(kind: str, counts: Sequence[int], fmt: Format, op: str, budget_s: float, rounds: int) -> Series:
     """Median seconds per ``op`` of the compiled ``fmt`` codec on ``kind`` workloads of each size."""
     seconds = []
     for count in counts:
         workload = sized(kind, count)
-        codec = compile_codec(workload.description, fmt)  # type: ignore[arg-type]
+        codec = compile_codec(workload.description, fmt)
         state = workload.state()
         encoded = codec.encode(state)
         call: Callable[[], object] = partial(codec.encode, state) if op == "encode" else partial(codec.decode, encoded)
@@ -110,7 +110,7 @@ def run(quick: bool = False, with_matrix: bool = True, jobs: int = 1) -> list[Se
     series = [
         codec_series(kind, counts, fmt, op, budget_s, rounds)
         for kind, counts in (("virtio", queues), ("slirp", sockets))
-        for fmt in ("qemufile", "ber")
+        for fmt in FORMATS
         for op in ("encode", "decode")
     ]
     if with_matrix:
