@@ -91,7 +91,7 @@ class _TreeReader(BerInputVisitor):
 
     def _node(self, index: int) -> Node:
         position = self.position
-        identifier = self._data[position] if position < self._limit() else -1
+        identifier = self._data[position] if position < self._bound else -1
         if identifier == TAG_SEQUENCE:
             return Node(SEQUENCE, self._children(index))
         if identifier == TAG_INTEGER:
@@ -115,6 +115,7 @@ class _TreeReader(BerInputVisitor):
         self._push("", index)
         end = content + length if length != _INDEFINITE else _INDEFINITE
         self._stack[-1].append(end)
+        self._bind(end)
         children: list[Node] = []
         while True:
             if end == _INDEFINITE:
@@ -124,7 +125,7 @@ class _TreeReader(BerInputVisitor):
             elif self.position >= end:
                 break
             children.append(self._node(len(children)))
-        self._stack.pop()
+        self._leave()
         return tuple(children)
 
 

@@ -264,6 +264,10 @@ class BerInputVisitor(PathTracker, Visitor):
         self._data = bytes(data)
         self.position = offset
         self._size = len(self._data)
+        #: Where the innermost definite-length container ends (the input's end
+        #: outside every container), and the bound each open container replaced.
+        self._bound = self._size
+        self._outer_bounds: list[int] = []
 
     def _offset(self) -> int | None:
         return self.position
@@ -274,19 +278,28 @@ class BerInputVisitor(PathTracker, Visitor):
             raise self._fail(TrailingData, f"{self._size - self.position} unexpected trailing bytes")
 
     # -- TLV reading -------------------------------------------------------
-    def _limit(self) -> int:
-        """Where the innermost definite-length container ends."""
-        for entry in reversed(self._stack):
-            if entry[_END] != _INDEFINITE:
-                return entry[_END]  # type: ignore[return-value]
-        return self._size
+    def _bind(self, end: int) -> None:
+        """The frame just opened has its content end at ``end`` (or _INDEFINITE)."""
+        self._outer_bounds.append(self._bound)
+        if end != _INDEFINITE:
+            self._bound = end
+
+    def _enter(self, frame: list[object], end: int) -> None:
+        """Open an unnamed container frame (a string's segments, a skipped value)."""
+        self._stack.append(frame)
+        self._bind(end)
+
+    def _leave(self) -> None:
+        """Close the innermost container frame."""
+        self._stack.pop()
+        self._bound = self._outer_bounds.pop()
 
     def _end_of_contents(self) -> bool:
         """Whether an end-of-contents marker starts here, inside the enclosing
         definite-length value (X.690 8.1.5: an indefinite-length value ends within
         its container; octets past the container's end are not its marker)."""
         p = self.position
-        return p + 2 <= self._limit() and self._data[p] == 0 and self._data[p + 1] == 0
+        return p + 2 <= self._bound and self._data[p] == 0 and self._data[p + 1] == 0
 
     def _header(self, leaf: str) -> tuple[int, int, int]:
         """Read one identifier and length; return (tag, length, content offset).
@@ -296,7 +309,7 @@ class BerInputVisitor(PathTracker, Visitor):
         """
         data = self._data
         start = p = self.position
-        limit = self._limit()
+        limit = self._bound
         if p >= limit:
             if limit < self._size:
                 raise self._fail(MalformedInput, "container ends before this value", leaf)
@@ -367,7 +380,7 @@ class BerInputVisitor(PathTracker, Visitor):
         # Fast path: the tag we want, short-form length, inside the container.
         if p + 1 < self._size and data[p] == want and data[p + 1] < 0x80:
             length = data[p + 1]
-            if p + 2 + length <= self._limit():
+            if p + 2 + length <= self._bound:
                 self.position = p + 2 + length
                 return p + 2, length
         start = p
@@ -408,7 +421,7 @@ class BerInputVisitor(PathTracker, Visitor):
         if depth + len(self._stack) > MAX_DEPTH:
             raise self._fail(LimitExceeded, f"nesting deeper than {MAX_DEPTH}", leaf)
         end = content + length if length != _INDEFINITE else _INDEFINITE
-        self._stack.append(["", -1, end])
+        self._enter(["", -1, end], end)
         try:
             while True:
                 if end == _INDEFINITE:
@@ -426,7 +439,7 @@ class BerInputVisitor(PathTracker, Visitor):
                     start, size = self._primitive(leaf, segment)
                     pieces.append(self._data[start : start + size])
         finally:
-            self._stack.pop()
+            self._leave()
 
     def _skip(self, leaf: str, depth: int) -> None:
         """Skip one whole TLV, whatever its tag."""
@@ -436,13 +449,13 @@ class BerInputVisitor(PathTracker, Visitor):
         if length != _INDEFINITE:
             self.position = content + length
             return
-        self._stack.append(["", -1, _INDEFINITE])
+        self._enter(["", -1, _INDEFINITE], _INDEFINITE)
         try:
             while not self._end_of_contents():
                 self._skip(leaf, depth + 1)
             self.position += 2
         finally:
-            self._stack.pop()
+            self._leave()
 
     # -- signatures --------------------------------------------------------
     def _member(self, name: str, code: str) -> None:
@@ -532,6 +545,7 @@ class BerInputVisitor(PathTracker, Visitor):
         self._push(name, index)
         end = content + length if length != _INDEFINITE else _INDEFINITE
         self._stack[-1].extend((end, (), 0, -1, code == "list", ()))
+        self._bind(end)
         return start
 
     def _close(self, allow_trailing: bool) -> None:
@@ -554,7 +568,7 @@ class BerInputVisitor(PathTracker, Visitor):
                 raise self._fail(MalformedInput, f"{end - self.position} unexpected bytes before the end of the value")
             while self.position < end:
                 self._skip("", 0)
-        self._stack.pop()
+        self._leave()
 
     # -- visitor interface -------------------------------------------------
     def start_struct(self, name: str) -> None:
