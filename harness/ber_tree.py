@@ -79,6 +79,9 @@ class _TreeReader(BerInputVisitor):
         finally:
             self._segment_depth -= 1
 
+    def _member(self, name: str, code: str) -> None:
+        """Nothing to check: the tree is read by the tags the input holds, not by a signature."""
+
     def _header(self, leaf: str) -> tuple[int, int, int]:
         if self._segment_depth and self.position < self._size and self._data[self.position] & CONSTRUCTED:
             self.nested_segments = True

@@ -156,7 +156,13 @@ class Field:
     until: int | None = None
     when: tuple[str, int] | None = None
 
+    def __post_init__(self) -> None:
+        # Most fields are on the wire at every version, whatever their siblings hold.
+        object.__setattr__(self, "_always", self.since == 0 and self.until is None and self.when is None)
+
     def present(self, version: int | None, siblings: Mapping[str, Any]) -> bool:
+        if self._always:  # type: ignore[attr-defined]
+            return True
         if version is not None and (self.since > version or (self.until is not None and version >= self.until)):
             return False
         return self.when is None or siblings.get(self.when[0]) == self.when[1]

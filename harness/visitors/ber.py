@@ -299,7 +299,7 @@ class BerInputVisitor(PathTracker, Visitor):
         definite-length value (X.690 8.1.5: an indefinite-length value ends within
         its container; octets past the container's end are not its marker)."""
         p = self.position
-        return p + 2 <= self._bound and self._data[p] == 0 and self._data[p + 1] == 0
+        return self._data[p : p + 2] == b"\0\0" and p + 2 <= self._bound
 
     def _header(self, leaf: str) -> tuple[int, int, int]:
         """Read one identifier and length; return (tag, length, content offset).
@@ -310,6 +310,13 @@ class BerInputVisitor(PathTracker, Visitor):
         data = self._data
         start = p = self.position
         limit = self._bound
+        # Fast path: a low tag number and a short-form length, inside the container.
+        if p + 2 <= limit:
+            tag = data[p]
+            length = data[p + 1]
+            if length < 0x80 and tag & 0x1F != 0x1F and p + 2 + length <= limit:
+                self.position = p + 2
+                return tag, length, p + 2
         if p >= limit:
             if limit < self._size:
                 raise self._fail(MalformedInput, "container ends before this value", leaf)
@@ -461,10 +468,17 @@ class BerInputVisitor(PathTracker, Visitor):
     def _member(self, name: str, code: str) -> None:
         """Check the next member against the stream's signature."""
         if not self._stack:
-            return
+            return  # the outermost value: nothing declared it
         frame = self._stack[-1]
-        if len(frame) <= _IS_LIST:
+        index: int = frame[_MEMBER]  # type: ignore[assignment]
+        # Fast path: a struct's next declared member is the one read.
+        if frame[_SIGNATURE][index : index + 1] == ((name, code),) and not frame[_IS_LIST]:  # type: ignore[index]
+            frame[_MEMBER] = index + 1
             return
+        self._mismatched_member(frame, index, name, code)
+
+    def _mismatched_member(self, frame: list[object], index: int, name: str, code: str) -> None:
+        """A list element, a struct member the destination skips to, or a mismatch."""
         signature: tuple[tuple[str, str], ...] = frame[_SIGNATURE]  # type: ignore[assignment]
         if frame[_IS_LIST]:
             if signature[0][1] != code:
@@ -474,7 +488,6 @@ class BerInputVisitor(PathTracker, Visitor):
                     name,
                 )
             return
-        index: int = frame[_MEMBER]  # type: ignore[assignment]
         if index >= len(signature):
             raise self._fail(
                 MismatchDetected, f"the stream's struct has no member '{name}' (it has {len(signature)})", name
