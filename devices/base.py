@@ -67,6 +67,10 @@ class Device:
     #: :meth:`newer_is_refused`, what QEMU's rules give a device that only ever
     #: adds things.
     policy: Callable[[Release, Release, str], Outcome] | None = None
+    #: The releases a fuzzer drives round trips through: the releases
+    #: themselves, or (for a device whose states hold thousands of elements)
+    #: the same releases built with smaller fixed limits.
+    fuzz_releases: Callable[[], tuple[Release, ...]] | None = None
     _by_name: dict[str, Release] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -41,12 +41,12 @@ stream loaded by v4 code gets IPv4 families (libslirp's ``pre_load``), so the
 from __future__ import annotations
 
 import copy
-import random
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from devices.base import Device, LegacyVisit, Release
 from harness.errors import EncodeError, InvalidState, LoadRefused
+from harness.strategies import buffers
 from harness.visitor import KNOWN_LENGTH, Framing, ListFraming, Visitor, integer_range
 from harness.vmstate import Array, Buffer, Description, Field, FieldRef, Scalar, State, Struct
 
@@ -484,13 +484,6 @@ def strategy(release: Release) -> SearchStrategy[State]:
         low, high = integer_range(kind)
         return st.one_of(st.integers(low, high), st.sampled_from((low, high)))
 
-    def data(size: int) -> SearchStrategy[bytes]:
-        return st.one_of(
-            st.just(bytes(size)),
-            st.binary(min_size=min(size, 64), max_size=min(size, 64)).map(lambda head: head + bytes(size - len(head))),
-            st.integers(0, 2**32 - 1).map(lambda seed: random.Random(seed).randbytes(size)),
-        )
-
     def sbuf(size: int) -> SearchStrategy[State]:
         return st.fixed_dictionaries(
             {
@@ -498,7 +491,7 @@ def strategy(release: Release) -> SearchStrategy[State]:
                 "sb_datalen": st.just(size),
                 "woff": st.integers(0, size - 1),
                 "roff": st.integers(0, size - 1),
-                "data": data(size),
+                "data": buffers(size),
             }
         )
 

@@ -78,6 +78,8 @@ SECTION_VERSION = 11
 REFERENCE_VECTORS = 4
 REFERENCE_CONFIG_SIZE = 8
 REFERENCE_HOST_FEATURES = (1 << 32) | 0x79BFFFE7  # VERSION_1 plus the legacy net feature bits
+#: VIRTIO_QUEUE_MAX of the releases the round-trip fuzzer drives (scaled_releases).
+FUZZ_QUEUE_MAX = 4
 
 U8, U16, U32, U64, BOOL = Scalar("uint8"), Scalar("uint16"), Scalar("uint32"), Scalar("uint64"), Scalar("bool")
 
@@ -101,8 +103,8 @@ ERAS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _per_queue(*fields: Field) -> Array:
-    return Array(Struct("queue", fields), length=VIRTIO_QUEUE_MAX)
+def _per_queue(queue_max: int, *fields: Field) -> Array:
+    return Array(Struct("queue", fields), length=queue_max)
 
 
 def _u32_pair() -> Array:
@@ -113,68 +115,79 @@ def _flag(name: str) -> Subsection:
     return Subsection(Description(f"virtio/{name}", 1, 1, (Field(name, BOOL),)))
 
 
-MODERN_STATE = Description(
-    "virtio_pci/modern_state",
-    1,
-    1,
-    (
-        Field("dfselect", U32),
-        Field("gfselect", U32),
-        Field("guest_features", _u32_pair()),
-        Field(
-            "vqs",
-            _per_queue(
-                Field("num", U16),
-                Field("unused", Buffer(1)),  # was a be16 'enabled' once; written 0, ignored on load
-                Field("enabled", BOOL),
-                Field("desc", _u32_pair()),
-                Field("avail", _u32_pair()),
-                Field("used", _u32_pair()),
-            ),
-        ),
-    ),
-)
-
-SUBSECTIONS: dict[str, Subsection] = {
-    "device_endian": Subsection(Description("virtio/device_endian", 1, 1, (Field("device_endian", U8),))),
-    "64bit_features": Subsection(Description("virtio/64bit_features", 1, 1, (Field("guest_features", U64),))),
-    "virtqueues": Subsection(
-        Description("virtio/virtqueues", 1, 1, (Field("vqs", _per_queue(Field("avail", U64), Field("used", U64))),))
-    ),
-    "ringsize": Subsection(
-        Description("virtio/ringsize", 1, 1, (Field("vqs", _per_queue(Field("num_default", U32))),))
-    ),
-    "broken": _flag("broken"),
-    "extra_state": Subsection(
-        Description(
-            "virtio/extra_state",
-            1,
-            1,
-            (Field("extra_state", Description("virtio_pci", 1, 1, (), subsections=(Subsection(MODERN_STATE),))),),
-        )
-    ),
-    "started": _flag("started"),
-    "packed_virtqueues": Subsection(
-        Description(
-            "virtio/packed_virtqueues",
-            1,
-            1,
-            (
-                Field(
-                    "vqs",
-                    _per_queue(
-                        Field("last_avail_idx", U16),
-                        Field("last_avail_wrap_counter", BOOL),
-                        Field("used_idx", U16),
-                        Field("used_wrap_counter", BOOL),
-                        Field("inuse", U32),
-                    ),
+@cache
+def subsections(queue_max: int = VIRTIO_QUEUE_MAX) -> dict[str, Subsection]:
+    """Every ``virtio`` subsection any release knows, its per-queue arrays
+    ``queue_max`` (QEMU's VIRTIO_QUEUE_MAX) entries long."""
+    modern_state = Description(
+        "virtio_pci/modern_state",
+        1,
+        1,
+        (
+            Field("dfselect", U32),
+            Field("gfselect", U32),
+            Field("guest_features", _u32_pair()),
+            Field(
+                "vqs",
+                _per_queue(
+                    queue_max,
+                    Field("num", U16),
+                    Field("unused", Buffer(1)),  # was a be16 'enabled' once; written 0, ignored on load
+                    Field("enabled", BOOL),
+                    Field("desc", _u32_pair()),
+                    Field("avail", _u32_pair()),
+                    Field("used", _u32_pair()),
                 ),
             ),
-        )
-    ),
-    "disabled": _flag("disabled"),
-}
+        ),
+    )
+
+    return {
+        "device_endian": Subsection(Description("virtio/device_endian", 1, 1, (Field("device_endian", U8),))),
+        "64bit_features": Subsection(Description("virtio/64bit_features", 1, 1, (Field("guest_features", U64),))),
+        "virtqueues": Subsection(
+            Description(
+                "virtio/virtqueues",
+                1,
+                1,
+                (Field("vqs", _per_queue(queue_max, Field("avail", U64), Field("used", U64))),),
+            )
+        ),
+        "ringsize": Subsection(
+            Description("virtio/ringsize", 1, 1, (Field("vqs", _per_queue(queue_max, Field("num_default", U32))),))
+        ),
+        "broken": _flag("broken"),
+        "extra_state": Subsection(
+            Description(
+                "virtio/extra_state",
+                1,
+                1,
+                (Field("extra_state", Description("virtio_pci", 1, 1, (), subsections=(Subsection(modern_state),))),),
+            )
+        ),
+        "started": _flag("started"),
+        "packed_virtqueues": Subsection(
+            Description(
+                "virtio/packed_virtqueues",
+                1,
+                1,
+                (
+                    Field(
+                        "vqs",
+                        _per_queue(
+                            queue_max,
+                            Field("last_avail_idx", U16),
+                            Field("last_avail_wrap_counter", BOOL),
+                            Field("used_idx", U16),
+                            Field("used_wrap_counter", BOOL),
+                            Field("inuse", U32),
+                        ),
+                    ),
+                ),
+            )
+        ),
+        "disabled": _flag("disabled"),
+    }
 
 
 @dataclass(frozen=True)
@@ -228,6 +241,7 @@ def build_description(
     device_specific: int | None = None,
     config_size: int | None = REFERENCE_CONFIG_SIZE,
     host_features: int | None = REFERENCE_HOST_FEATURES,
+    queue_max: int | None = None,
 ) -> Description:
     """The section layout of one release.
 
@@ -235,8 +249,10 @@ def build_description(
     (None: the reference model, which has none). ``config_size`` and
     ``host_features`` are what the destination device offers, checked after
     load; None skips the check (a capture from an unknown configuration).
+    ``queue_max`` replaces the release's VIRTIO_QUEUE_MAX (see :func:`scaled_releases`).
     """
-    queue_max = VIRTIO_QUEUE_MAX if era >= "qemu-2.4" else VIRTIO_QUEUE_MAX_BEFORE_2_4
+    if queue_max is None:
+        queue_max = VIRTIO_QUEUE_MAX if era >= "qemu-2.4" else VIRTIO_QUEUE_MAX_BEFORE_2_4
     fields = [
         *_transport_fields(transport),
         Field("status", U8),
@@ -257,8 +273,9 @@ def build_description(
     ]
     if device_specific is not None:
         fields.append(Field("device_specific", Buffer(device_specific)))
-    subsections = tuple(SUBSECTIONS[key] for key in ERAS[era] if transport.is_pci or key != "extra_state")
-    fields.append(Field("virtio", Description("virtio", 1, 1, (), subsections=subsections)))
+    known = subsections(queue_max)
+    trailers = tuple(known[key] for key in ERAS[era] if transport.is_pci or key != "extra_state")
+    fields.append(Field("virtio", Description("virtio", 1, 1, (), subsections=trailers)))
     limits = _Limits(queue_max, transport.vectors if transport.is_pci else None, config_size, host_features)
     return Description(name, version, version, tuple(fields), validate=limits.check)
 
@@ -308,10 +325,10 @@ class _Limits:
 # -- phase 1: the old-style visit function --------------------------------------
 
 
-def legacy_visit(era: str) -> LegacyVisit:
+def legacy_visit(era: str, queue_max: int | None = None) -> LegacyVisit:
     """The mechanical conversion of ``virtio_pci_save_config`` + ``virtio_save``
     (and their loaders) for one era: one visit call per ``qemu_put_*``."""
-    description = build_description(era)
+    description = build_description(era, queue_max=queue_max)
     vectors = REFERENCE_VECTORS
     queues_type = description.fields[-2].type
     nested = description.fields[-1].type
@@ -537,7 +554,7 @@ def strategy(release: Release) -> st.SearchStrategy[State]:
     queue = _queue_strategy(REFERENCE_VECTORS)
     low_features = REFERENCE_HOST_FEATURES & 0xFFFFFFFF
     queues = st.one_of(
-        st.lists(queue, max_size=8),
+        st.lists(queue, max_size=min(queue_max, 8)),
         queue.map(lambda one: [one] * queue_max),  # the maximum queue count
     )
     overrides: dict[str, st.SearchStrategy[Any]] = {
@@ -556,8 +573,8 @@ def strategy(release: Release) -> st.SearchStrategy[State]:
     return states(description, overrides)
 
 
-def _release(era: str, notes: str) -> Release:
-    return Release(era, build_description(era), legacy_visit(era), notes)
+def _release(era: str, notes: str, queue_max: int | None = None) -> Release:
+    return Release(era, build_description(era, queue_max=queue_max), legacy_visit(era, queue_max), notes)
 
 
 def _is_virtio_section(idstr: str) -> bool:
@@ -622,18 +639,40 @@ def _non_default(description: Description) -> State:
     return state
 
 
+#: The releases, oldest first, and what each changed.
+_HISTORY = (
+    ("qemu-2.1", "VIRTIO_QUEUE_MAX 64, no subsections"),
+    ("qemu-2.2", "adds virtio/device_endian"),
+    ("qemu-2.4", "VIRTIO_QUEUE_MAX 1024; adds virtio/64bit_features and virtio/virtqueues"),
+    ("qemu-2.7", "adds virtio/ringsize, virtio/broken, virtio/extra_state (virtio_pci/modern_state)"),
+    ("qemu-7.2", "adds virtio/started, virtio/packed_virtqueues, virtio/disabled; QEMU 7.2's layout"),
+)
+
+
+@cache
+def scaled_releases(queue_max: int) -> tuple[Release, ...]:
+    """Every release as if QEMU were built with ``VIRTIO_QUEUE_MAX = queue_max``.
+
+    The layout, the checks and the release history are unchanged; only the
+    queue count limit and the length of the per-queue subsection arrays (1024
+    entries from 2.4 on) shrink. A state of a scaled release costs a few
+    hundred visits instead of thousands, which is what lets a fuzzer drive
+    round trips through every path at hundreds of states a second; the
+    full-size releases are what the matrix, the golden streams and real QEMU
+    exercise.
+    """
+    return tuple(
+        _release(era, f"{notes} (VIRTIO_QUEUE_MAX scaled to {queue_max})", queue_max) for era, notes in _HISTORY
+    )
+
+
 DEVICE = Device(
     name="virtio",
     fixed_states=fixed_states,
     summary="generic virtio state (virtio-net over virtio-pci), subsections added release by release",
-    releases=(
-        _release("qemu-2.1", "VIRTIO_QUEUE_MAX 64, no subsections"),
-        _release("qemu-2.2", "adds virtio/device_endian"),
-        _release("qemu-2.4", "VIRTIO_QUEUE_MAX 1024; adds virtio/64bit_features and virtio/virtqueues"),
-        _release("qemu-2.7", "adds virtio/ringsize, virtio/broken, virtio/extra_state (virtio_pci/modern_state)"),
-        _release("qemu-7.2", "adds virtio/started, virtio/packed_virtqueues, virtio/disabled; QEMU 7.2's layout"),
-    ),
+    releases=tuple(_release(era, notes) for era, notes in _HISTORY),
     strategy=strategy,
     matches_section=_is_virtio_section,
     section_codec=_section_codec,
+    fuzz_releases=lambda: scaled_releases(FUZZ_QUEUE_MAX),
 )

@@ -21,6 +21,7 @@ negative lengths) that need not be valid. They are kept apart from
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -58,12 +59,34 @@ def _draw_type(
         return draw(st.text(max_size=16).filter(lambda text: len(text.encode()) <= 255))
     if isinstance(kind, Buffer):
         size = kind.size if isinstance(kind.size, int) else int(siblings[kind.size.name]) * kind.size.scale
-        return draw(st.binary(min_size=size, max_size=size))
+        return draw(buffers(size))
     if isinstance(kind, Struct):
         return _draw_fields(draw, kind.fields, path, version, overrides)
     if isinstance(kind, Description):
         return _draw_description(draw, kind, path, overrides)
     return _draw_array(draw, kind, path, siblings, version, overrides)
+
+
+#: Buffers up to this size are drawn byte by byte; larger ones are drawn whole.
+DRAWN_BYTES = 64
+
+
+def buffers(size: int) -> st.SearchStrategy[bytes]:
+    """Buffers of exactly ``size`` bytes.
+
+    Up to :data:`DRAWN_BYTES` bytes every byte is drawn (and shrinks). A larger
+    buffer (a PCI config space, a socket buffer of kilobytes) is all zeros, a
+    drawn head over zeros, or pseudo-random bytes from a drawn seed: the layout
+    treats every byte alike, and drawing thousands of bytes one by one would
+    make each example slow.
+    """
+    if size <= DRAWN_BYTES:
+        return st.binary(min_size=size, max_size=size)
+    return st.one_of(
+        st.just(bytes(size)),
+        st.binary(min_size=DRAWN_BYTES, max_size=DRAWN_BYTES).map(lambda head: head + bytes(size - DRAWN_BYTES)),
+        st.integers(0, 2**32 - 1).map(lambda seed: random.Random(seed).randbytes(size)),
+    )
 
 
 def _draw_array(

@@ -473,3 +473,27 @@ def test_a_dropped_member_is_still_detected_without_opting_in() -> None:
     source = Description("dev", 1, 1, (*OLD_FIELDS, Field("extra", U8)))
     with pytest.raises(MismatchDetected, match=r"the stream has member\(s\) the destination does not read: extra"):
         decode("ber", STRICT_DESTINATION, encode("ber", source, {"a": 7, "extra": 1}))
+
+
+@pytest.mark.parametrize("size", [0, 1, 64, 65, 256, 4096])
+def test_generated_buffers_have_their_size_and_large_ones_vary(size: int) -> None:
+    from hypothesis import HealthCheck, given, settings
+
+    from harness.strategies import DRAWN_BYTES, buffers
+
+    seen: set[bytes] = set()
+
+    @settings(max_examples=40, database=None, suppress_health_check=list(HealthCheck))
+    @given(buffers(size))
+    def collect(value: bytes) -> None:
+        assert len(value) == size
+        seen.add(value)
+
+    collect()
+    if size > DRAWN_BYTES:
+        # zeros, a drawn head over zeros, and seeded pseudo-random bytes all occur
+        assert bytes(size) in seen
+        assert any(value[DRAWN_BYTES:] == bytes(size - DRAWN_BYTES) and any(value) for value in seen)
+        assert any(any(value[DRAWN_BYTES:]) for value in seen)
+    elif size:
+        assert len(seen) > 1

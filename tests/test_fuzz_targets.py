@@ -10,6 +10,7 @@ scripts are exactly what the code writes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from harness import ber_tree
 from harness.ber_tree import BOOLEAN, INTEGER, OCTET_STRING, SEQUENCE, UTF8STRING, Node, UnknownType, read_tree
 from harness.cli import EXIT_USAGE, cli
 from harness.errors import LimitExceeded, MalformedInput, MismatchDetected, TrailingData, TruncatedInput
-from harness.fuzzing import campaign, device_loads, dictionaries, differential, seeds
+from harness.fuzzing import campaign, device_loads, dictionaries, differential, round_trip, seeds
 from harness.fuzzing.targets import ACCEPTED, REJECTED, TARGETS, Target, judge
 
 ROOT = Path(__file__).parent.parent
@@ -199,6 +200,36 @@ def test_load_paths_that_disagree_are_a_finding(monkeypatch: pytest.MonkeyPatch)
 def test_the_round_trip_target_runs_hypothesis_on_the_bytes() -> None:
     for seed in sorted((ROOT / "corpora/seeds/device_round_trip_fuzzer").iterdir()):
         assert judge(TARGETS["device_round_trip_fuzzer"], seed.read_bytes()) == ACCEPTED
+
+
+def test_the_round_trips_use_each_devices_fuzz_releases() -> None:
+    from devices import registry
+    from devices.virtio import FUZZ_QUEUE_MAX
+
+    chosen = round_trip.round_trip_releases()
+    virtio = [release for device, release in chosen if device.name == "virtio"]
+    slirp = [release for device, release in chosen if device.name == "slirp"]
+    assert [r.name for r in virtio] == [r.name for r in registry()["virtio"].releases]
+    assert {queues_limit(r) for r in virtio} == {FUZZ_QUEUE_MAX}
+    assert slirp == list(registry()["slirp"].releases)
+
+
+def queues_limit(release: Any) -> int | None:
+    return release.description.fields[-2].type.max_length  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("fmt", ["qemufile", "ber"])
+def test_a_round_trip_that_changes_the_bytes_is_a_finding(fmt: str) -> None:
+    device, release = round_trip.round_trip_releases()[-1]
+    state = device.fixed_states(release)[1]
+    round_trip.check_round_trip(device, release, state, (fmt,))  # holds for the real paths
+
+    def drops_the_status(visitor: Any, state: Any, version: int) -> Any:
+        return release.legacy(visitor, state if visitor.is_input else {**state, "status": 0}, version)
+
+    broken = dataclasses.replace(release, legacy=drops_the_status)
+    with pytest.raises(device_loads.PathsDisagree, match=f"{fmt}: the phase-1 visit function writes other bytes"):
+        round_trip.check_round_trip(device, broken, state, (fmt,))
 
 
 # -- committed files ---------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from devices.virtio import (
     VIRTIO_QUEUE_MAX,
     VIRTIO_QUEUE_MAX_BEFORE_2_4,
     build_description,
+    scaled_releases,
 )
 from harness import stream, vmstate
 from harness.errors import DecodeError, InvalidState, LoadRefused, MalformedInput
@@ -72,16 +73,19 @@ def _state(release: Release, **changes: Any) -> dict[str, Any]:
     state["virtio"] = {sub.name: copy.deepcopy(sub.description.defaults()) for sub in nested.subsections}
     if "virtio/extra_state" in state["virtio"]:
         state["virtio"]["virtio/extra_state"]["extra_state"]["virtio_pci/modern_state"] = copy.deepcopy(
-            vmstate.Description.defaults(_modern())
+            _modern(nested).defaults()
         )
     state.update(changes)
     return state
 
 
-def _modern() -> vmstate.Description:
-    from devices.virtio import MODERN_STATE
-
-    return MODERN_STATE
+def _modern(nested: vmstate.Description) -> vmstate.Description:
+    """The virtio_pci/modern_state description inside a release's virtio/extra_state."""
+    extra = nested.subsection("virtio/extra_state")
+    assert extra is not None
+    wrapper = extra.description.fields[0].type
+    assert isinstance(wrapper, vmstate.Description)
+    return wrapper.subsections[0].description
 
 
 def _qemufile(release: Release, state: dict[str, Any]) -> bytes:
@@ -239,6 +243,43 @@ def test_strategy_reaches_the_maximum_queue_count() -> None:
 
     collect()
     assert VIRTIO_QUEUE_MAX in seen and 0 in seen
+
+
+def _shape(kind: Any) -> Any:
+    """A description's layout with every array length and count limit left out."""
+    if isinstance(kind, vmstate.Description):
+        return (
+            kind.name,
+            kind.version_id,
+            [(f.name, _shape(f.type), f.since) for f in kind.fields],
+            [_shape(s.description) for s in kind.subsections],
+        )
+    if isinstance(kind, vmstate.Struct):
+        return (kind.name, [(f.name, _shape(f.type)) for f in kind.fields])
+    if isinstance(kind, vmstate.Array):
+        return ("array", _shape(kind.element), kind.framing, isinstance(kind.length, int))
+    return kind
+
+
+@pytest.mark.parametrize("index", range(len(RELEASES)), ids=[r.name for r in RELEASES])
+def test_a_scaled_release_is_the_release_with_a_smaller_queue_maximum(index: int) -> None:
+    real, scaled = RELEASES[index], scaled_releases(4)[index]
+    assert scaled.name == real.name and "scaled to 4" in scaled.notes
+    assert _shape(scaled.description) == _shape(real.description)
+    assert scaled.description != real.description
+    queues = scaled.description.fields[-2].type
+    assert isinstance(queues, vmstate.Array) and queues.max_length == 4
+    # The per-queue subsection arrays shrink with it; the count limit holds on
+    # every path, at the scaled maximum.
+    queue = {"num": 1, "desc": 1, "last_avail_idx": 0, "vector": 0}
+    fits = _state(scaled, queues=[queue] * 4)
+    assert vmstate.load(QemuFileInputVisitor(_qemufile(scaled, fits)), scaled.description, 11) == fits
+    too_many = _qemufile(scaled, _state(scaled, queues=[queue] * 5))
+    with pytest.raises(InvalidState, match="0x5"):
+        vmstate.load(QemuFileInputVisitor(too_many), scaled.description, 11)
+    with pytest.raises(InvalidState, match="0x5"):
+        scaled.legacy(QemuFileInputVisitor(too_many), scaled.description.defaults(), 11)
+    assert DEVICE.fuzz_releases is not None and DEVICE.fuzz_releases()[index].description == scaled.description
 
 
 @pytest.mark.parametrize(

@@ -247,8 +247,8 @@ def _round_trip_test() -> Any:
     @settings(database=None, deadline=None, suppress_health_check=list(HealthCheck))
     @given(st.data())
     def round_trip(data: st.DataObject) -> None:
-        device, release, state = release_and_state(data)
-        check_round_trip(device, release, state)
+        device, release, state, fmt = release_and_state(data)
+        check_round_trip(device, release, state, (fmt,))
 
     return round_trip
 
