@@ -238,6 +238,19 @@ class BerOutputVisitor(PathTracker, Visitor):
         return value
 
 
+#: Per primitive tag, its identifier octet followed by every short-form length
+#: octet: one set lookup recognises the common header.
+_SHORT_HEADERS = {
+    tag: frozenset(bytes((tag, length)) for length in range(0x80))
+    for tag in (TAG_BOOLEAN, TAG_INTEGER, TAG_OCTET_STRING, TAG_UTF8STRING)
+}
+
+#: The first two content octets of an INTEGER whose first octet is redundant
+#: (X.690 8.3.2: nine leading bits all zero or all one).
+_NOT_MINIMAL = frozenset(bytes((0, second)) for second in range(0x80)) | frozenset(
+    bytes((0xFF, second)) for second in range(0x80, 0x100)
+)
+
 # Indexes into an input frame (the PathTracker entry, extended).
 _NAME, _INDEX, _END, _SIGNATURE, _MEMBER, _EXPECTED, _IS_LIST, _SKIPPED = range(8)
 _INDEFINITE = -1
@@ -310,13 +323,19 @@ class BerInputVisitor(PathTracker, Visitor):
         data = self._data
         start = p = self.position
         limit = self._bound
-        # Fast path: a low tag number and a short-form length, inside the container.
+        # Fast paths: a low tag number with a short-form length inside the
+        # container, or a constructed value of indefinite length.
         if p + 2 <= limit:
             tag = data[p]
-            length = data[p + 1]
-            if length < 0x80 and tag & 0x1F != 0x1F and p + 2 + length <= limit:
-                self.position = p + 2
-                return tag, length, p + 2
+            if tag & 0x1F != 0x1F:
+                length = data[p + 1]
+                if length < 0x80:
+                    if p + 2 + length <= limit:
+                        self.position = p + 2
+                        return tag, length, p + 2
+                elif length == 0x80 and tag & CONSTRUCTED:
+                    self.position = p + 2
+                    return tag, _INDEFINITE, p + 2
         if p >= limit:
             if limit < self._size:
                 raise self._fail(MalformedInput, "container ends before this value", leaf)
@@ -384,8 +403,8 @@ class BerInputVisitor(PathTracker, Visitor):
         """Read a primitive TLV of tag ``want``; return (content offset, length)."""
         data = self._data
         p = self.position
-        # Fast path: the tag we want, short-form length, inside the container.
-        if p + 1 < self._size and data[p] == want and data[p + 1] < 0x80:
+        # Fast path: the tag we want with a short-form length, inside the container.
+        if data[p : p + 2] in _SHORT_HEADERS[want]:
             length = data[p + 1]
             if p + 2 + length <= self._bound:
                 self.position = p + 2 + length
@@ -402,6 +421,11 @@ class BerInputVisitor(PathTracker, Visitor):
         """Read a string type in primitive or constructed (segmented) form."""
         p = self.position
         data = self._data
+        if data[p : p + 2] in _SHORT_HEADERS[want]:  # the common case: primitive, short form
+            end = p + 2 + data[p + 1]
+            if end <= self._bound:
+                self.position = end
+                return data[p + 2 : end]
         if p < self._size and data[p] == want | CONSTRUCTED:
             start = p
             _tag, length, content = self._header(leaf)
@@ -430,23 +454,26 @@ class BerInputVisitor(PathTracker, Visitor):
         end = content + length if length != _INDEFINITE else _INDEFINITE
         self._enter(["", -1, end], end)
         try:
-            while True:
-                if end == _INDEFINITE:
-                    if self._end_of_contents():
-                        self.position += 2
-                        return
-                elif self.position >= end:
-                    return
-                tag = self._data[self.position] if self.position < self._size else -1
-                if tag == TAG_OCTET_STRING | CONSTRUCTED or tag == want | CONSTRUCTED:
-                    _, inner_length, inner = self._header(leaf)
-                    self._segments(leaf, inner_length, inner, pieces, depth + 1, tag & ~CONSTRUCTED)
-                else:
-                    segment = TAG_OCTET_STRING if tag == TAG_OCTET_STRING else want
-                    start, size = self._primitive(leaf, segment)
-                    pieces.append(self._data[start : start + size])
+            if end == _INDEFINITE:
+                while not self._end_of_contents():
+                    self._segment(leaf, pieces, depth, want)
+                self.position += 2
+            else:
+                while self.position < end:
+                    self._segment(leaf, pieces, depth, want)
         finally:
             self._leave()
+
+    def _segment(self, leaf: str, pieces: list[bytes], depth: int, want: int) -> None:
+        """Collect one segment (itself primitive or constructed) of a constructed string."""
+        p = self.position
+        tag = self._data[p] if p < self._size else -1
+        if tag in (TAG_OCTET_STRING | CONSTRUCTED, want | CONSTRUCTED):
+            _, inner_length, inner = self._header(leaf)
+            self._segments(leaf, inner_length, inner, pieces, depth + 1, tag & ~CONSTRUCTED)
+        else:
+            start, size = self._primitive(leaf, TAG_OCTET_STRING if tag == TAG_OCTET_STRING else want)
+            pieces.append(self._data[start : start + size])
 
     def _skip(self, leaf: str, depth: int) -> None:
         """Skip one whole TLV, whatever its tag."""
@@ -632,13 +659,12 @@ class BerInputVisitor(PathTracker, Visitor):
         """Read an INTEGER TLV (X.690 8.3: content present, minimal); return (value, content offset)."""
         content, length = self._primitive(name, TAG_INTEGER)
         data = self._data
-        if length == 0:
-            raise self._fail(MalformedInput, "INTEGER with no content octets", name, offset=content - 2)
-        if length > 1:
+        if length != 1:
+            if length == 0:
+                raise self._fail(MalformedInput, "INTEGER with no content octets", name, offset=content - 2)
             if length > MAX_INTEGER_OCTETS:
                 raise self._fail(LimitExceeded, f"INTEGER of {length} octets", name, offset=content - 2)
-            first, second = data[content], data[content + 1]
-            if (first == 0 and second < 0x80) or (first == 0xFF and second >= 0x80):
+            if data[content : content + 2] in _NOT_MINIMAL:
                 raise self._fail(MalformedInput, "INTEGER not in minimal form", name, offset=content - 2)
         return int.from_bytes(data[content : content + length], "big", signed=True), content
 
