@@ -110,6 +110,7 @@ KNOWN_EXAMPLES = {
     "pyasn1-non-minimal-integer": ("02020005", differential.AGREE_REJECT),
     "pyasn1-boolean-length": ("01020000", differential.AGREE_REJECT),
     "pyasn1-low-tag-long-form": ("2480 1f0400 0000", differential.AGREE_REJECT),
+    "pyasn1-tag-leading-zeros": ("2480 1f800400 0000", differential.AGREE_REJECT),
     "pyasn1-primitive-indefinite": ("04800000", differential.AGREE_REJECT),
     "pyasn1-foreign-segments": ("248065000000", differential.AGREE_REJECT),
     "pyasn1-nested-segments": ("2480 2403040161 0000", differential.AGREE_ACCEPT),

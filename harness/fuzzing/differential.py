@@ -165,6 +165,12 @@ KNOWN_PYASN1: tuple[KnownDivergence, ...] = (
         _ours_says(r"tag number \d+ in multi-byte form"),
     ),
     KnownDivergence(
+        "pyasn1-tag-leading-zeros",
+        "accepts a high-tag-number form whose first subsequent octet has bits 7 to 1 all zero, "
+        "1f 80 04 (X.690 8.1.2.4.2 c: the tag number is encoded in as few octets as possible)",
+        _ours_says(r"multi-byte tag with leading zero bits"),
+    ),
+    KnownDivergence(
         "pyasn1-primitive-indefinite",
         "accepts an empty primitive string with the indefinite length form, 04 80 00 00 "
         "(X.690 8.1.3.2: the indefinite form is for constructed encodings only)",

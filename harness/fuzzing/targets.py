@@ -255,8 +255,9 @@ def _round_trip_test() -> Any:
 
 def device_round_trip(data: bytes) -> str:
     """Device round trips driven by hypothesis: the input bytes choose a device
-    release and a valid state of it (the device's own strategy), which is saved
-    and loaded through every wire format and every path.
+    release (each device's ``fuzz_releases``: virtio's with VIRTIO_QUEUE_MAX
+    scaled down), a valid state of it (the device's own strategy) and a wire
+    format; the state is saved and loaded through every path in that format.
 
     Invariant: every valid state saves and loads back to itself on every path,
     the paths write the same bytes, and qemufile -> BER -> qemufile reproduces the
