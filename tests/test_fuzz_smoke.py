@@ -48,6 +48,23 @@ def test_a_short_run_fuzzes_without_findings(target: str, tmp_path: Path) -> Non
     assert document["corpus_size"] > 0 and document["coverage"] > 0
 
 
+def test_two_runs_of_one_target_at_once_report_their_own_executions(tmp_path: Path) -> None:
+    corpora = _corpora(tmp_path, "ber_input_fuzzer")
+    work = tmp_path / "work"
+    runs = {}
+    for count in (2000, 3000):
+        command = [sys.executable, "-m", "harness.cli", "fuzz", "ber_input_fuzzer", "--runs", str(count)]
+        command += ["--seed", "1", "--json", "--corpora", str(corpora), "--work", str(work)]
+        runs[count] = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    for count, process in runs.items():
+        stdout, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stdout + stderr
+        assert json.loads(stdout)["execs"] == count
+    # One shared work corpus; a directory of logs and artifacts per run.
+    assert len(list((work / "ber_input_fuzzer" / "runs").iterdir())) == 2
+    assert any((work / "ber_input_fuzzer" / "corpus").iterdir())
+
+
 def test_a_fuzz_script_replays_a_file_and_exits_cleanly(tmp_path: Path) -> None:
     seed = ROOT / "corpora/seeds/ber_input_fuzzer/full.ber"
     result = subprocess.run(

@@ -21,6 +21,7 @@ with the command that reproduces it.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
@@ -174,9 +175,16 @@ def _files(directory: Path) -> set[Path]:
 
 
 def _prepare(target: Target, corpora: Path, work: Path) -> tuple[Path, list[Path], Path, list[str]]:
-    """The work corpus, the corpus directories to read, the artifact directory and the libFuzzer flags."""
+    """The work corpus, the corpus directories to read, this run's directory and the libFuzzer flags.
+
+    The work corpus is shared by every run of the target; the job logs and the
+    artifacts are this run's own (``runs/<time>-<pid>/``), so two runs of one
+    target at once neither mix their statistics nor claim each other's findings.
+    """
     base = work / target.name
-    corpus, artifacts = base / "corpus", base / "artifacts"
+    corpus = base / "corpus"
+    run_dir = base / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    artifacts = run_dir / "artifacts"
     corpus.mkdir(parents=True, exist_ok=True)
     artifacts.mkdir(parents=True, exist_ok=True)
     seed_dir = corpora / "seeds" / target.name
@@ -198,7 +206,7 @@ def _prepare(target: Target, corpora: Path, work: Path) -> tuple[Path, list[Path
         dictionary = base / target.dictionary
         dictionary.write_text(dictionaries.render_dictionary(target.dictionary))
         flags.append(f"-dict={dictionary.resolve()}")
-    return corpus, inputs, artifacts, flags
+    return corpus, inputs, run_dir, flags
 
 
 def run(
@@ -212,13 +220,13 @@ def run(
     seed: int | None = None,
 ) -> Summary:
     """Fuzz ``target`` for ``seconds`` (or ``runs`` executions per job) with ``jobs`` processes."""
-    corpus, inputs, artifacts, flags = _prepare(target, corpora, work)
+    corpus, inputs, run_dir, flags = _prepare(target, corpora, work)
     if seconds is not None:
         flags.append(f"-max_total_time={seconds}")
     if runs is not None:
         flags.append(f"-runs={runs}")
-    before, artifacts_before = _files(corpus), _files(artifacts)
-    logs = [work / target.name / f"job-{index}.log" for index in range(jobs)]
+    before = _files(corpus)
+    logs = [run_dir / f"job-{index}.log" for index in range(jobs)]
     started = time.monotonic()
     processes = []
     for index, log in enumerate(logs):
@@ -235,7 +243,7 @@ def run(
         jobs=[parse_log(log.read_text(errors="replace")) for log in logs],
         new_entries=len(_files(corpus) - before),
     )
-    for artifact in sorted(_files(artifacts) - artifacts_before):
+    for artifact in sorted(_files(run_dir / "artifacts")):
         summary.findings.append(keep_finding(target, artifact, corpora / "regressions" / target.name))
     return summary
 
