@@ -102,28 +102,33 @@ class Visitor(abc.ABC):
 
     # -- scalars -----------------------------------------------------------
     @abc.abstractmethod
-    def visit_int8(self, name: str, value: int) -> int: ...
+    def visit_integer(self, kind: str, name: str, value: int) -> int:
+        """An integer of ``kind`` (a key of :data:`INTEGER_KINDS`): what every
+        ``visit_<kind>`` below does, for visitors that treat the kinds alike."""
 
-    @abc.abstractmethod
-    def visit_int16(self, name: str, value: int) -> int: ...
+    def visit_int8(self, name: str, value: int) -> int:
+        return self.visit_integer("int8", name, value)
 
-    @abc.abstractmethod
-    def visit_int32(self, name: str, value: int) -> int: ...
+    def visit_int16(self, name: str, value: int) -> int:
+        return self.visit_integer("int16", name, value)
 
-    @abc.abstractmethod
-    def visit_int64(self, name: str, value: int) -> int: ...
+    def visit_int32(self, name: str, value: int) -> int:
+        return self.visit_integer("int32", name, value)
 
-    @abc.abstractmethod
-    def visit_uint8(self, name: str, value: int) -> int: ...
+    def visit_int64(self, name: str, value: int) -> int:
+        return self.visit_integer("int64", name, value)
 
-    @abc.abstractmethod
-    def visit_uint16(self, name: str, value: int) -> int: ...
+    def visit_uint8(self, name: str, value: int) -> int:
+        return self.visit_integer("uint8", name, value)
 
-    @abc.abstractmethod
-    def visit_uint32(self, name: str, value: int) -> int: ...
+    def visit_uint16(self, name: str, value: int) -> int:
+        return self.visit_integer("uint16", name, value)
 
-    @abc.abstractmethod
-    def visit_uint64(self, name: str, value: int) -> int: ...
+    def visit_uint32(self, name: str, value: int) -> int:
+        return self.visit_integer("uint32", name, value)
+
+    def visit_uint64(self, name: str, value: int) -> int:
+        return self.visit_integer("uint64", name, value)
 
     @abc.abstractmethod
     def visit_bool(self, name: str, value: bool) -> bool: ...

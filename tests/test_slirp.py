@@ -89,29 +89,9 @@ class Recorder(Visitor):
     def end_list(self) -> None:
         self._call("end_list")
 
-    def visit_int8(self, name: str, value: int) -> int:
-        return int(self._call("visit_int8", name, value))
-
-    def visit_int16(self, name: str, value: int) -> int:
-        return int(self._call("visit_int16", name, value))
-
-    def visit_int32(self, name: str, value: int) -> int:
-        return int(self._call("visit_int32", name, value))
-
-    def visit_int64(self, name: str, value: int) -> int:
-        return int(self._call("visit_int64", name, value))
-
-    def visit_uint8(self, name: str, value: int) -> int:
-        return int(self._call("visit_uint8", name, value))
-
-    def visit_uint16(self, name: str, value: int) -> int:
-        return int(self._call("visit_uint16", name, value))
-
-    def visit_uint32(self, name: str, value: int) -> int:
-        return int(self._call("visit_uint32", name, value))
-
-    def visit_uint64(self, name: str, value: int) -> int:
-        return int(self._call("visit_uint64", name, value))
+    def visit_integer(self, kind: str, name: str, value: int) -> int:
+        # Recorded under the method the caller used (visit_uint8, ...).
+        return int(self._call(f"visit_{kind}", name, value))
 
     def visit_bool(self, name: str, value: bool) -> bool:
         return bool(self._call("visit_bool", name, value))

@@ -140,7 +140,7 @@ class BerOutputVisitor(PathTracker, Visitor):
             signature.append(name)
             signature.append(code)
 
-    def _int(self, kind: str, name: str, value: int) -> int:
+    def visit_integer(self, kind: str, name: str, value: int) -> int:
         lo, hi = _RANGES[kind]
         if type(value) is not int or not lo <= value <= hi:
             raise self._bad_value(f"{value!r} does not fit {kind} [{lo}, {hi}]", name)
@@ -190,30 +190,6 @@ class BerOutputVisitor(PathTracker, Visitor):
 
     def end_list(self) -> None:
         self._close("list")
-
-    def visit_int8(self, name: str, value: int) -> int:
-        return self._int("int8", name, value)
-
-    def visit_int16(self, name: str, value: int) -> int:
-        return self._int("int16", name, value)
-
-    def visit_int32(self, name: str, value: int) -> int:
-        return self._int("int32", name, value)
-
-    def visit_int64(self, name: str, value: int) -> int:
-        return self._int("int64", name, value)
-
-    def visit_uint8(self, name: str, value: int) -> int:
-        return self._int("uint8", name, value)
-
-    def visit_uint16(self, name: str, value: int) -> int:
-        return self._int("uint16", name, value)
-
-    def visit_uint32(self, name: str, value: int) -> int:
-        return self._int("uint32", name, value)
-
-    def visit_uint64(self, name: str, value: int) -> int:
-        return self._int("uint64", name, value)
 
     def visit_bool(self, name: str, value: bool) -> bool:
         if not isinstance(value, bool):
@@ -668,37 +644,13 @@ class BerInputVisitor(PathTracker, Visitor):
                 raise self._fail(MalformedInput, "INTEGER not in minimal form", name, offset=content - 2)
         return int.from_bytes(data[content : content + length], "big", signed=True), content
 
-    def _int(self, kind: str, name: str) -> int:
+    def visit_integer(self, kind: str, name: str, value: int) -> int:
         self._member(name, CODES[kind])
         value, content = self._integer(name)
         lo, hi = _RANGES[kind]
         if not lo <= value <= hi:
             raise self._fail(MalformedInput, f"{value} out of range for {kind}", name, offset=content)
         return value
-
-    def visit_int8(self, name: str, value: int) -> int:
-        return self._int("int8", name)
-
-    def visit_int16(self, name: str, value: int) -> int:
-        return self._int("int16", name)
-
-    def visit_int32(self, name: str, value: int) -> int:
-        return self._int("int32", name)
-
-    def visit_int64(self, name: str, value: int) -> int:
-        return self._int("int64", name)
-
-    def visit_uint8(self, name: str, value: int) -> int:
-        return self._int("uint8", name)
-
-    def visit_uint16(self, name: str, value: int) -> int:
-        return self._int("uint16", name)
-
-    def visit_uint32(self, name: str, value: int) -> int:
-        return self._int("uint32", name)
-
-    def visit_uint64(self, name: str, value: int) -> int:
-        return self._int("uint64", name)
 
     def visit_bool(self, name: str, value: bool) -> bool:
         self._member(name, "bool")

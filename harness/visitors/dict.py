@@ -49,7 +49,7 @@ class DictOutputVisitor(PathTracker, Visitor):
         else:
             container[name] = value
 
-    def _int(self, kind: str, name: str, value: int) -> int:
+    def visit_integer(self, kind: str, name: str, value: int) -> int:
         lo, hi = _RANGES[kind]
         if type(value) is not int or not lo <= value <= hi:
             raise self._bad_value(f"{value!r} does not fit {kind} [{lo}, {hi}]", name)
@@ -82,30 +82,6 @@ class DictOutputVisitor(PathTracker, Visitor):
     def end_list(self) -> None:
         self._stack.pop()
         self._containers.pop()
-
-    def visit_int8(self, name: str, value: int) -> int:
-        return self._int("int8", name, value)
-
-    def visit_int16(self, name: str, value: int) -> int:
-        return self._int("int16", name, value)
-
-    def visit_int32(self, name: str, value: int) -> int:
-        return self._int("int32", name, value)
-
-    def visit_int64(self, name: str, value: int) -> int:
-        return self._int("int64", name, value)
-
-    def visit_uint8(self, name: str, value: int) -> int:
-        return self._int("uint8", name, value)
-
-    def visit_uint16(self, name: str, value: int) -> int:
-        return self._int("uint16", name, value)
-
-    def visit_uint32(self, name: str, value: int) -> int:
-        return self._int("uint32", name, value)
-
-    def visit_uint64(self, name: str, value: int) -> int:
-        return self._int("uint64", name, value)
 
     def visit_bool(self, name: str, value: bool) -> bool:
         if not isinstance(value, bool):
@@ -154,7 +130,7 @@ class DictInputVisitor(PathTracker, Visitor):
         frame[2] += 1
         return container[name]
 
-    def _int(self, kind: str, name: str) -> int:
+    def visit_integer(self, kind: str, name: str, value: int) -> int:
         value = self._fetch(name)
         lo, hi = _RANGES[kind]
         if type(value) is not int:
@@ -198,30 +174,6 @@ class DictInputVisitor(PathTracker, Visitor):
     def end_list(self) -> None:
         self._frames.pop()
         self._stack.pop()
-
-    def visit_int8(self, name: str, value: int) -> int:
-        return self._int("int8", name)
-
-    def visit_int16(self, name: str, value: int) -> int:
-        return self._int("int16", name)
-
-    def visit_int32(self, name: str, value: int) -> int:
-        return self._int("int32", name)
-
-    def visit_int64(self, name: str, value: int) -> int:
-        return self._int("int64", name)
-
-    def visit_uint8(self, name: str, value: int) -> int:
-        return self._int("uint8", name)
-
-    def visit_uint16(self, name: str, value: int) -> int:
-        return self._int("uint16", name)
-
-    def visit_uint32(self, name: str, value: int) -> int:
-        return self._int("uint32", name)
-
-    def visit_uint64(self, name: str, value: int) -> int:
-        return self._int("uint64", name)
 
     def visit_bool(self, name: str, value: bool) -> bool:
         got = self._fetch(name)

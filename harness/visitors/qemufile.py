@@ -57,7 +57,7 @@ class QemuFileOutputVisitor(PathTracker, Visitor):
     def _offset(self) -> int | None:
         return len(self._out)
 
-    def _put(self, kind: str, name: str, value: int) -> int:
+    def visit_integer(self, kind: str, name: str, value: int) -> int:
         try:
             if type(value) is not int:  # bool and IntEnum would pack as ints
                 raise TypeError
@@ -75,7 +75,7 @@ class QemuFileOutputVisitor(PathTracker, Visitor):
 
     def start_list(self, name: str, framing: Framing, count: int) -> int:
         if framing.kind is ListFraming.COUNT:
-            self._put(_COUNT_KIND[framing.count_bits], name, count)
+            self.visit_integer(_COUNT_KIND[framing.count_bits], name, count)
         self._push(name, 0)
         self._stack[-1].extend((framing, 0))
         return count
@@ -96,30 +96,6 @@ class QemuFileOutputVisitor(PathTracker, Visitor):
 
     def end_list(self) -> None:
         self._stack.pop()
-
-    def visit_int8(self, name: str, value: int) -> int:
-        return self._put("int8", name, value)
-
-    def visit_int16(self, name: str, value: int) -> int:
-        return self._put("int16", name, value)
-
-    def visit_int32(self, name: str, value: int) -> int:
-        return self._put("int32", name, value)
-
-    def visit_int64(self, name: str, value: int) -> int:
-        return self._put("int64", name, value)
-
-    def visit_uint8(self, name: str, value: int) -> int:
-        return self._put("uint8", name, value)
-
-    def visit_uint16(self, name: str, value: int) -> int:
-        return self._put("uint16", name, value)
-
-    def visit_uint32(self, name: str, value: int) -> int:
-        return self._put("uint32", name, value)
-
-    def visit_uint64(self, name: str, value: int) -> int:
-        return self._put("uint64", name, value)
 
     def visit_bool(self, name: str, value: bool) -> bool:
         if not isinstance(value, bool):
@@ -183,10 +159,10 @@ class QemuFileInputVisitor(PathTracker, Visitor):
         self.position = start + size
         return start
 
-    def _get(self, kind: str, name: str) -> int:
+    def visit_integer(self, kind: str, name: str, value: int) -> int:
         packer = _PACKERS[kind]
-        value: int = packer.unpack_from(self._data, self._take(packer.size, name))[0]
-        return value
+        loaded: int = packer.unpack_from(self._data, self._take(packer.size, name))[0]
+        return loaded
 
     def start_struct(self, name: str) -> None:
         self._push(name, -1)
@@ -196,7 +172,7 @@ class QemuFileInputVisitor(PathTracker, Visitor):
 
     def start_list(self, name: str, framing: Framing, count: int) -> int:
         if framing.kind is ListFraming.COUNT:
-            count = self._get(_COUNT_KIND[framing.count_bits], name)
+            count = self.visit_integer(_COUNT_KIND[framing.count_bits], name, 0)
             if count > MAX_ELEMENTS:
                 raise self._fail(LimitExceeded, f"count {count} exceeds the {MAX_ELEMENTS}-element limit", name)
         elif framing.kind is ListFraming.SENTINEL:
@@ -259,30 +235,6 @@ class QemuFileInputVisitor(PathTracker, Visitor):
 
     def end_list(self) -> None:
         self._stack.pop()
-
-    def visit_int8(self, name: str, value: int) -> int:
-        return self._get("int8", name)
-
-    def visit_int16(self, name: str, value: int) -> int:
-        return self._get("int16", name)
-
-    def visit_int32(self, name: str, value: int) -> int:
-        return self._get("int32", name)
-
-    def visit_int64(self, name: str, value: int) -> int:
-        return self._get("int64", name)
-
-    def visit_uint8(self, name: str, value: int) -> int:
-        return self._get("uint8", name)
-
-    def visit_uint16(self, name: str, value: int) -> int:
-        return self._get("uint16", name)
-
-    def visit_uint32(self, name: str, value: int) -> int:
-        return self._get("uint32", name)
-
-    def visit_uint64(self, name: str, value: int) -> int:
-        return self._get("uint64", name)
 
     def visit_bool(self, name: str, value: bool) -> bool:
         start = self._take(1, name)
