@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -405,6 +406,27 @@ def negotiate_releases(source: str, destination: str, as_json: bool) -> None:
     sys.exit(EXIT_OK if agreement.compatible else EXIT_INCOMPATIBLE)
 
 
+def _write_corpus(
+    build: Callable[[], dict[str, bytes]],
+    write_corpus: Callable[[Path, dict[str, bytes]], list[str]],
+    target: Path,
+    what: str,
+) -> None:
+    """Write the files ``build`` makes to ``target``, remove the ones it no longer makes, and say so."""
+    try:
+        files = build()
+        removed = write_corpus(target, files)
+    except MigcompatError as error:
+        _fail(str(error))
+        return
+    except OSError as error:
+        _fail(f"cannot write {target}: {error.strerror}")
+        return
+    click.echo(f"wrote {len(files)} {what} ({sum(map(len, files.values()))} bytes) to {target}")
+    for name in removed:
+        click.echo(f"removed {name}")
+
+
 @cli.command("golden")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=_GOLDEN_DIRECTORY, show_default=True)
 def write_golden(out_dir: str) -> None:
@@ -415,18 +437,7 @@ def write_golden(out_dir: str) -> None:
     """
     from harness import golden
 
-    try:
-        files = golden.build()
-        removed = golden.write_corpus(Path(out_dir), files)
-    except MigcompatError as error:
-        _fail(str(error))
-        return
-    except OSError as error:
-        _fail(f"cannot write {out_dir}: {error.strerror}")
-        return
-    click.echo(f"wrote {len(files)} files ({sum(map(len, files.values()))} bytes) to {out_dir}")
-    for name in removed:
-        click.echo(f"removed {name}")
+    _write_corpus(golden.build, golden.write_corpus, Path(out_dir), "files")
 
 
 @cli.command("gate")
@@ -494,18 +505,7 @@ def schema(spec: str | None, every: bool, out_dir: str | None) -> None:
             _fail(str(error))
         return
     target = Path(out_dir or schema_dump.DEFAULT_DIRECTORY)
-    try:
-        files = schema_dump.build()
-        removed = schema_dump.write_corpus(target, files)
-    except MigcompatError as error:
-        _fail(str(error))
-        return
-    except OSError as error:
-        _fail(f"cannot write {target}: {error.strerror}")
-        return
-    click.echo(f"wrote {len(files)} schemas ({sum(map(len, files.values()))} bytes) to {target}")
-    for name in removed:
-        click.echo(f"removed {name}")
+    _write_corpus(schema_dump.build, schema_dump.write_corpus, target, "schemas")
 
 
 @cli.command("diff")
