@@ -211,11 +211,11 @@ def test_the_round_trips_use_each_devices_fuzz_releases() -> None:
     virtio = [release for device, release in chosen if device.name == "virtio"]
     slirp = [release for device, release in chosen if device.name == "slirp"]
     assert [r.name for r in virtio] == [r.name for r in registry()["virtio"].releases]
-    assert {queues_limit(r) for r in virtio} == {FUZZ_QUEUE_MAX}
+    assert {_queues_limit(r) for r in virtio} == {FUZZ_QUEUE_MAX}
     assert slirp == list(registry()["slirp"].releases)
 
 
-def queues_limit(release: Any) -> int | None:
+def _queues_limit(release: Any) -> int | None:
     return release.description.fields[-2].type.max_length  # type: ignore[no-any-return]
 
 

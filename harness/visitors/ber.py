@@ -397,11 +397,6 @@ class BerInputVisitor(PathTracker, Visitor):
         """Read a string type in primitive or constructed (segmented) form."""
         p = self.position
         data = self._data
-        if data[p : p + 2] in _SHORT_HEADERS[want]:  # the common case: primitive, short form
-            end = p + 2 + data[p + 1]
-            if end <= self._bound:
-                self.position = end
-                return data[p + 2 : end]
         if p < self._size and data[p] == want | CONSTRUCTED:
             start = p
             _tag, length, content = self._header(leaf)
