@@ -13,8 +13,7 @@ for fuzzer in fuzz/*_fuzzer.py; do
   # Device modules and the target modules are imported by name at run time
   # (importlib), which PyInstaller cannot see: collect them explicitly.
   compile_python_fuzzer "$fuzzer" \
-    --collect-submodules harness \
-    --collect-submodules devices \
+    --collect-submodules migcompat \
     --collect-submodules pyasn1 \
     --collect-data hypothesis
   cp "fuzz/$name.options" "$OUT/"

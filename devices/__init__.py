@@ -11,8 +11,8 @@ from __future__ import annotations
 import importlib
 from functools import cache
 
-from devices.base import Device, Release
-from harness.stream import SectionCodec
+from migcompat.devices.base import Device, Release
+from migcompat.qemu.stream import SectionCodec
 
 #: Modules under ``devices`` that each define ``DEVICE``.
 DEVICE_MODULES: tuple[str, ...] = ("slirp", "virtio")
@@ -23,7 +23,7 @@ def registry() -> dict[str, Device]:
     """Every device by name, in registration order."""
     devices: dict[str, Device] = {}
     for module_name in DEVICE_MODULES:
-        device: Device = importlib.import_module(f"devices.{module_name}").DEVICE
+        device: Device = importlib.import_module(f"{__name__}.{module_name}").DEVICE
         devices[device.name] = device
     return devices
 

@@ -3,10 +3,10 @@
 Why: the matrix, the stream parser, the golden streams and the fuzzers all need
 the same few things from a device. Keeping them in one small dataclass means a
 third device is one new module that builds a :class:`Device`, plus one line in
-:data:`devices.DEVICE_MODULES`.
+:data:`migcompat.devices.DEVICE_MODULES`.
 
 A device carries each of its releases in the two forms of the seed: the
-declarative :class:`~harness.vmstate.Description` (phase 2) and the old-style
+declarative :class:`~migcompat.model.vmstate.Description` (phase 2) and the old-style
 visit function, a mechanical ``qemu_put_*`` -> ``visit_*`` conversion (phase 1).
 Tests hold them to identical bytes and values.
 """
@@ -17,10 +17,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from harness.results import Outcome
-from harness.stream import DescriptionCodec, SectionCodec
-from harness.visitor import Visitor
-from harness.vmstate import Description, State
+from migcompat.compat.results import Outcome
+from migcompat.model.vmstate import Description, State
+from migcompat.qemu.stream import DescriptionCodec, SectionCodec
+from migcompat.wire.visitor import Visitor
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy

@@ -44,11 +44,11 @@ import copy
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from devices.base import Device, LegacyVisit, Release
-from harness.errors import EncodeError, InvalidState, LoadRefused
-from harness.strategies import buffers
-from harness.visitor import KNOWN_LENGTH, Framing, ListFraming, Visitor, integer_range
-from harness.vmstate import Array, Buffer, Description, Field, FieldRef, Scalar, State, Struct
+from migcompat.devices.base import Device, LegacyVisit, Release
+from migcompat.errors import EncodeError, InvalidState, LoadRefused
+from migcompat.model.strategies import buffers
+from migcompat.model.vmstate import Array, Buffer, Description, Field, FieldRef, Scalar, State, Struct
+from migcompat.wire.visitor import KNOWN_LENGTH, Framing, ListFraming, Visitor, integer_range
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy

@@ -45,13 +45,10 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from devices.base import Device, LegacyVisit, Release
-from harness.errors import DecodeError, LoadRefused, MalformedInput
-from harness.strategies import states
-from harness.stream import SectionCodec
-from harness.visitor import KNOWN_LENGTH, Framing, ListFraming, Visitor
-from harness.visitors.qemufile import QemuFileInputVisitor
-from harness.vmstate import (
+from migcompat.devices.base import Device, LegacyVisit, Release
+from migcompat.errors import DecodeError, LoadRefused, MalformedInput
+from migcompat.model.strategies import states
+from migcompat.model.vmstate import (
     Array,
     Buffer,
     Description,
@@ -66,6 +63,9 @@ from harness.vmstate import (
     refuse_count,
     walk,
 )
+from migcompat.qemu.stream import SectionCodec
+from migcompat.wire.qemufile import QemuFileInputVisitor
+from migcompat.wire.visitor import KNOWN_LENGTH, Framing, ListFraming, Visitor
 
 VIRTIO_QUEUE_MAX = 1024
 VIRTIO_QUEUE_MAX_BEFORE_2_4 = 64
@@ -581,7 +581,7 @@ def _is_virtio_section(idstr: str) -> bool:
     return "/virtio-" in idstr and not idstr.endswith("-pci")
 
 
-#: A device name a description can carry (harness.vmstate's rule for names).
+#: A device name a description can carry (migcompat.model.vmstate's rule for names).
 _DEVICE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""device_round_trip_fuzzer: the atheris entry point of harness.fuzzing.targets.TARGETS["device_round_trip_fuzzer"].
+"""device_round_trip_fuzzer: the atheris entry point of migcompat.fuzzing.targets.TARGETS["device_round_trip_fuzzer"].
 
 The fuzz logic and its invariant are documented on that target's function in
 harness/fuzzing/targets.py; every target holds the project's invariant: the
@@ -8,7 +8,7 @@ a hang past the per-input timeout, or memory beyond the run's limit is a
 finding. Run: python3 fuzz/device_round_trip_fuzzer.py [libFuzzer options] [corpus dirs or files]
 """
 
-from harness.fuzzing.entry import main
+from migcompat.fuzzing.entry import main
 
 if __name__ == "__main__":
     main("device_round_trip_fuzzer")

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import click
 
-from harness import render, stream
-from harness.errors import MigcompatError
+from migcompat.errors import MigcompatError
+from migcompat.qemu import render, stream
 
 EXIT_OK = 0
 EXIT_INCOMPATIBLE = 1
@@ -40,7 +40,7 @@ def _read(path: str) -> bytes:
 
 
 def _resolver() -> stream.Resolver:
-    from devices import resolve_section
+    from migcompat.devices import resolve_section
 
     return resolve_section
 
@@ -155,8 +155,8 @@ def matrix(
     Every device x source release x destination release x visitor pairing;
     exit 0 when every cell matches its expectation, 1 when not.
     """
-    from harness import matrix as matrix_module
-    from harness import report
+    from migcompat import report
+    from migcompat.compat import matrix as matrix_module
 
     waivers: frozenset[str] = frozenset()
     try:
@@ -206,7 +206,7 @@ def matrix(
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable output.")
 def list_devices(as_json: bool) -> None:
     """List the reference devices and their releases."""
-    import devices
+    from migcompat import devices
 
     registry = devices.registry()
     if as_json:
@@ -263,7 +263,7 @@ def bench(
     Workloads: virtio-8, virtio-64, virtio-1024, slirp-10, slirp-1000. Codecs:
     dict, qemufile, qemufile-walker, ber, ber-walker, pyasn1, asn1tools, struct.
     """
-    from harness import bench as benchmark
+    from migcompat.perf import bench as benchmark
 
     try:
         code = benchmark.main(
@@ -311,7 +311,7 @@ def fuzz(
     command that reproduces them; exit 1 when there is one, 2 for an unknown
     target or when atheris is not installed.
     """
-    from harness.fuzzing import command
+    from migcompat.fuzzing import command
 
     try:
         if make_seeds:
@@ -350,8 +350,9 @@ def negotiate_releases(source: str, destination: str, as_json: bool) -> None:
     (ok, or refused where the device release is newer), 1 when one does not or
     the releases share no wire format, 2 for an unknown release.
     """
-    from harness import negotiate, releases
-    from harness.results import Outcome
+    from migcompat.compat import negotiate
+    from migcompat.compat.results import Outcome
+    from migcompat.devices import releases
 
     try:
         sender, receiver = releases.get(source), releases.get(destination)
@@ -435,7 +436,7 @@ def write_golden(out_dir: str) -> None:
     Deterministic: the same code writes the same bytes. Golden files the code no
     longer writes (a release or state that is gone) are removed.
     """
-    from harness import golden
+    from migcompat.compat import golden
 
     _write_corpus(golden.build, golden.write_corpus, Path(out_dir), "files")
 
@@ -449,7 +450,7 @@ def golden_gate(golden_dir: str) -> None:
     has its golden files, 1 when not (each failure is printed), 2 when the
     golden directory is missing or unreadable.
     """
-    from harness import golden
+    from migcompat.compat import golden
 
     try:
         result = golden.gate(golden.read_corpus(Path(golden_dir)))
@@ -491,8 +492,8 @@ def schema(spec: str | None, every: bool, out_dir: str | None) -> None:
     and one per hypervisor release (DIR/releases/NAME.json), and remove the
     schema files the code no longer writes.
     """
-    from harness import schema_dump
-    from harness.visitors.jsonschema import dumps
+    from migcompat.schema import dump as schema_dump
+    from migcompat.schema.visitor import dumps
 
     if every == (spec is not None):
         _fail("give DEVICE[@RELEASE] (or a hypervisor release), or --all")
@@ -535,8 +536,10 @@ def diff(old: str, new: str, fmt: str, direction: str, wire: str) -> None:
     when a finding breaks the wire (WIRE, WIRE_LEGACY, WIRE_BER levels; ADVISORY
     never does), 2 for unreadable input.
     """
-    from harness import schema_diff, schema_input, schema_report
-    from harness.schema_rules import WIRES
+    from migcompat.schema import diff as schema_diff
+    from migcompat.schema import input as schema_input
+    from migcompat.schema import report as schema_report
+    from migcompat.schema.rules import WIRES
 
     directions = schema_diff.DIRECTIONS if direction == "both" else (direction,)
     wires = WIRES if wire == "all" else (wire,)

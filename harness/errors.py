@@ -90,7 +90,7 @@ class TrailingData(DecodeError):
 
 
 class LimitExceeded(DecodeError):
-    """A named limit in :mod:`harness.limits` was reached."""
+    """A named limit in :mod:`migcompat.limits` was reached."""
 
     kind = "limit"
 

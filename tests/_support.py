@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness import vmstate
-from harness.visitors import PAIRINGS, Pairing
-from harness.vmstate import Description, Field, Scalar
+from migcompat.model import vmstate
+from migcompat.model.vmstate import Description, Field, Scalar
+from migcompat.wire import PAIRINGS, Pairing
 
 PAIRING_NAMES = tuple(PAIRINGS)
 BYTE_PAIRING_NAMES = tuple(name for name, pairing in PAIRINGS.items() if pairing.is_bytes)

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import devices
-from harness import agreement, matrix, mutants
-from harness.cli import cli
-from harness.matrix import MatrixConfig, run_matrix
-from harness.report import html, json_report, markdown
-from harness.results import Agreement, Cell, Detail, MatrixResults, MutantOutcome, MutantResult, Outcome
+from migcompat import devices
+from migcompat.cli import cli
+from migcompat.compat import agreement, matrix, mutants
+from migcompat.compat.matrix import MatrixConfig, run_matrix
+from migcompat.compat.results import Agreement, Cell, Detail, MatrixResults, MutantOutcome, MutantResult, Outcome
+from migcompat.report import html, json_report, markdown
 
 SEED = matrix.DEFAULT_SEED
 

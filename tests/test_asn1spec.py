@@ -10,8 +10,8 @@ expects a refusal. Inputs: the benchmark's virtio workload, the real slirp v4
 description with IPv4 and IPv6 sockets (the conditional members), small
 descriptions for each ASN.1 form (plain SEQUENCE, OPTIONAL members, a flattened
 SEQUENCE OF CHOICE, a union of constructed types), and random descriptions with
-every description feature (:func:`harness.strategies.descriptions`, less what
-these codecs leave out) with states from :func:`harness.strategies.states`.
+every description feature (:func:`migcompat.model.strategies.descriptions`, less what
+these codecs leave out) with states from :func:`migcompat.model.strategies.states`.
 """
 
 from __future__ import annotations
@@ -29,14 +29,26 @@ from hypothesis import strategies as st
 from pyasn1.codec.der import decoder as der_decoder  # type: ignore[import-untyped]
 from pyasn1.error import PyAsn1Error  # type: ignore[import-untyped]
 
-from devices import slirp
-from harness import asn1spec, vmstate
-from harness.asn1spec import Asn1Codec, Asn1LibraryMissing, Asn1Mismatch, Asn1Unsupported
-from harness.bench import VIRTIO, make_state
-from harness.strategies import Layouts, descriptions, states
-from harness.visitor import Framing, ListFraming
-from harness.visitors.ber import BerOutputVisitor
-from harness.vmstate import Array, Buffer, Description, Field, FieldRef, FieldType, Scalar, State, Struct, Subsection
+from migcompat.devices import slirp
+from migcompat.model import vmstate
+from migcompat.model.strategies import Layouts, descriptions, states
+from migcompat.model.vmstate import (
+    Array,
+    Buffer,
+    Description,
+    Field,
+    FieldRef,
+    FieldType,
+    Scalar,
+    State,
+    Struct,
+    Subsection,
+)
+from migcompat.perf import asn1spec
+from migcompat.perf.asn1spec import Asn1Codec, Asn1LibraryMissing, Asn1Mismatch, Asn1Unsupported
+from migcompat.perf.bench import VIRTIO, make_state
+from migcompat.wire.ber import BerOutputVisitor
+from migcompat.wire.visitor import Framing, ListFraming
 
 BUILDERS: dict[str, Callable[[Description], Asn1Codec]] = {
     "asn1tools": asn1spec.asn1tools_codec,

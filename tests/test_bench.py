@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from harness import bench, workloads
-from harness.compiled import compile_codec
-from harness.errors import UsageError
-from harness.vmstate import State
+from migcompat.codec.compiled import compile_codec
+from migcompat.errors import UsageError
+from migcompat.model.vmstate import State
+from migcompat.perf import bench, workloads
 
 WORKLOAD = "virtio-8"
 
@@ -204,7 +204,7 @@ def test_measure_rejects_nonsense() -> None:
 def test_cli_bench_errors_and_scaling_files(tmp_path: Any) -> None:
     from click.testing import CliRunner
 
-    from harness.cli import EXIT_USAGE, cli
+    from migcompat.cli import EXIT_USAGE, cli
 
     runner = CliRunner()
     bad = runner.invoke(cli, ["bench", "--quick", "--workload", "virtio-3"])

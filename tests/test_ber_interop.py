@@ -21,8 +21,8 @@ from pyasn1.codec.cer import encoder as cer_encoder
 from pyasn1.codec.der import encoder as der_encoder
 from pyasn1.type import char, univ
 
-from harness.visitor import Framing, ListFraming
-from harness.vmstate import Array, Buffer, Description, Field, Scalar, Struct, Subsection
+from migcompat.model.vmstate import Array, Buffer, Description, Field, Scalar, Struct, Subsection
+from migcompat.wire.visitor import Framing, ListFraming
 
 QUEUE = Struct("queue", (Field("num", Scalar("uint16")), Field("vector", Scalar("int8"))))
 EXTRA = Description("dev/x", 4, 1, (Field("z", Scalar("uint8")),))

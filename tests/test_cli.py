@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from harness.cli import EXIT_USAGE, cli
+from migcompat.cli import EXIT_USAGE, cli
 
 CORPUS = Path(__file__).parent.parent / "corpora" / "qemu-7.2"
 CAPTURES = ["pc-virtio-net", "microvm-virtio-net", "pc-virtio-blk"]
@@ -115,7 +115,7 @@ def test_console_script_runs_without_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "bad.bin"
     bad.write_bytes(b"QEVM\x00\x00\x00\x03\x07")
     result = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "inspect", str(bad)], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "migcompat.cli", "inspect", str(bad)], capture_output=True, text=True, check=False
     )
     assert result.returncode == EXIT_USAGE
     assert result.stderr.startswith("migcompat: error:") and "Traceback" not in result.stderr

@@ -1,6 +1,6 @@
 """Compiled codecs are the generic walker, faster: same bytes, same states, same errors.
 
-Why: :mod:`harness.compiled` generates code from a description; the walker with
+Why: :mod:`migcompat.codec.compiled` generates code from a description; the walker with
 the visitors stays the definition of both wires. Every test here is
 differential -- the compiled codec and the generic path on the same input must
 produce equal bytes or states (types included: ``True`` is not ``1``), or raise
@@ -25,13 +25,14 @@ from _support import parse_tlv, to_indefinite, typed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import devices
-from devices.base import Device, Release
-from harness import bench, stream
-from harness.compiled import FORMATS, CompiledCodec, compile_codec
-from harness.errors import EncodeError, MigcompatError
-from harness.strategies import descriptions, values_of
-from harness.vmstate import Description, Field, Scalar, State, Struct
+from migcompat import devices
+from migcompat.codec.compiled import FORMATS, CompiledCodec, compile_codec
+from migcompat.devices.base import Device, Release
+from migcompat.errors import EncodeError, MigcompatError
+from migcompat.model.strategies import descriptions, values_of
+from migcompat.model.vmstate import Description, Field, Scalar, State, Struct
+from migcompat.perf import bench
+from migcompat.qemu import stream
 
 CORPUS = Path(__file__).parent.parent / "corpora" / "qemu-7.2"
 DEVICE_RELEASES = [(device, release) for device in devices.registry().values() for release in device.releases]

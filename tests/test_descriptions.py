@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from _support import BYTE_PAIRING_NAMES, PAIRING_NAMES, decode, encode, one_field, roundtrip
 
-from harness.errors import DescriptionError, EncodeError, InvalidState, LoadRefused, MalformedInput, MismatchDetected
-from harness.visitor import Framing, ListFraming
-from harness.visitors import PAIRINGS
-from harness.vmstate import Array, Buffer, Description, Field, FieldRef, Scalar, Struct, Subsection
+from migcompat.errors import DescriptionError, EncodeError, InvalidState, LoadRefused, MalformedInput, MismatchDetected
+from migcompat.model.vmstate import Array, Buffer, Description, Field, FieldRef, Scalar, Struct, Subsection
+from migcompat.wire import PAIRINGS
+from migcompat.wire.visitor import Framing, ListFraming
 
 U8 = Scalar("uint8")
 U16 = Scalar("uint16")
@@ -479,7 +479,7 @@ def test_a_dropped_member_is_still_detected_without_opting_in() -> None:
 def test_generated_buffers_have_their_size_and_large_ones_vary(size: int) -> None:
     from hypothesis import HealthCheck, given, settings
 
-    from harness.strategies import DRAWN_BYTES, buffers
+    from migcompat.model.strategies import DRAWN_BYTES, buffers
 
     seen: set[bytes] = set()
 

@@ -2,7 +2,7 @@
 
 Why: a finding is fixed once and must stay fixed; a seed is a valid input and
 must stay one. The replay needs no atheris: it calls the same target functions
-the fuzzer calls (``harness.fuzzing.targets``), so a regression that comes back
+the fuzzer calls (``migcompat.fuzzing.targets``), so a regression that comes back
 fails here, in the default test run, with the target's own error.
 """
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.fuzzing.differential import AGREE_ACCEPT, AGREE_REJECT, KNOWN_PYASN1
-from harness.fuzzing.targets import ACCEPTED, TARGETS, judge
+from migcompat.fuzzing.differential import AGREE_ACCEPT, AGREE_REJECT, KNOWN_PYASN1
+from migcompat.fuzzing.targets import ACCEPTED, TARGETS, judge
 
 CORPORA = Path(__file__).parent.parent / "corpora"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.fuzzing.targets import TARGETS
+from migcompat.fuzzing.targets import TARGETS
 
 pytest.importorskip("atheris", reason="atheris is not installed (pip install -e .[test]); fuzz smoke runs skipped")
 
@@ -38,7 +38,7 @@ def _corpora(tmp_path: Path, target: str) -> Path:
 def test_a_short_run_fuzzes_without_findings(target: str, tmp_path: Path) -> None:
     corpora = _corpora(tmp_path, target)
     # A fixed seed: the same mutations every run, so the smoke is not a lottery.
-    command = [sys.executable, "-m", "harness.cli", "fuzz", target, "--time", "2", "--seed", "1", "--json"]
+    command = [sys.executable, "-m", "migcompat.cli", "fuzz", target, "--time", "2", "--seed", "1", "--json"]
     command += ["--corpora", str(corpora), "--work", str(tmp_path / "work")]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -53,7 +53,7 @@ def test_two_runs_of_one_target_at_once_report_their_own_executions(tmp_path: Pa
     work = tmp_path / "work"
     runs = {}
     for count in (2000, 3000):
-        command = [sys.executable, "-m", "harness.cli", "fuzz", "ber_input_fuzzer", "--runs", str(count)]
+        command = [sys.executable, "-m", "migcompat.cli", "fuzz", "ber_input_fuzzer", "--runs", str(count)]
         command += ["--seed", "1", "--json", "--corpora", str(corpora), "--work", str(work)]
         runs[count] = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     for count, process in runs.items():
@@ -83,9 +83,9 @@ def test_a_crashing_input_is_reported_with_its_traceback(tmp_path: Path) -> None
     crash = tmp_path / "input"
     crash.write_bytes(b"\x02\x01\x05")
     script = (
-        "import sys; import harness.fuzzing.targets as t; "
+        "import sys; import migcompat.fuzzing.targets as t; "
         "t.TARGETS['ber_input_fuzzer'] = t.Target('ber_input_fuzzer', lambda data: 1 / 0, '', max_len=8); "
-        "from harness.fuzzing.entry import main; main('ber_input_fuzzer', [sys.argv[0], sys.argv[1]])"
+        "from migcompat.fuzzing.entry import main; main('ber_input_fuzzer', [sys.argv[0], sys.argv[1]])"
     )
     result = subprocess.run(
         [sys.executable, "-c", script, str(crash)], capture_output=True, text=True, timeout=120, cwd=tmp_path

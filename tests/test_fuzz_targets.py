@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from harness import ber_tree
-from harness.ber_tree import BOOLEAN, INTEGER, OCTET_STRING, SEQUENCE, UTF8STRING, Node, UnknownType, read_tree
-from harness.cli import EXIT_USAGE, cli
-from harness.errors import LimitExceeded, MalformedInput, MismatchDetected, TrailingData, TruncatedInput
-from harness.fuzzing import campaign, device_loads, dictionaries, differential, round_trip, seeds
-from harness.fuzzing.targets import ACCEPTED, REJECTED, TARGETS, Target, judge
+from migcompat.cli import EXIT_USAGE, cli
+from migcompat.errors import LimitExceeded, MalformedInput, MismatchDetected, TrailingData, TruncatedInput
+from migcompat.fuzzing import campaign, device_loads, dictionaries, differential, round_trip, seeds
+from migcompat.fuzzing.targets import ACCEPTED, REJECTED, TARGETS, Target, judge
+from migcompat.wire import ber_tree
+from migcompat.wire.ber_tree import BOOLEAN, INTEGER, OCTET_STRING, SEQUENCE, UTF8STRING, Node, UnknownType, read_tree
 
 ROOT = Path(__file__).parent.parent
 
@@ -77,9 +77,9 @@ def test_the_tree_reader_refuses_what_x690_or_the_wire_does_not_allow(
 def test_an_indefinite_value_must_end_inside_its_container() -> None:
     # Found by the differential: the end-of-contents of 24 80 lay past the end of
     # the definite 24 02 around it, and the visitor read it anyway.
-    from harness import vmstate
-    from harness.visitors.ber import BerInputVisitor
-    from harness.vmstate import Buffer, Description, Field
+    from migcompat.model import vmstate
+    from migcompat.model.vmstate import Buffer, Description, Field
+    from migcompat.wire.ber import BerInputVisitor
 
     description = Description("case", 1, 1, (Field("value", Buffer(0)),))
     signature = b"\x0c\x1avalue:buf subsections:list"
@@ -204,8 +204,8 @@ def test_the_round_trip_target_runs_hypothesis_on_the_bytes() -> None:
 
 
 def test_the_round_trips_use_each_devices_fuzz_releases() -> None:
-    from devices import registry
-    from devices.virtio import FUZZ_QUEUE_MAX
+    from migcompat.devices import registry
+    from migcompat.devices.virtio import FUZZ_QUEUE_MAX
 
     chosen = round_trip.round_trip_releases()
     virtio = [release for device, release in chosen if device.name == "virtio"]

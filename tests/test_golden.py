@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import devices
-from harness import golden
-from harness.cli import EXIT_INCOMPATIBLE, EXIT_OK, EXIT_USAGE, cli
-from harness.errors import UsageError
-from harness.results import Outcome
-from harness.vmstate import Scalar
+from migcompat import devices
+from migcompat.cli import EXIT_INCOMPATIBLE, EXIT_OK, EXIT_USAGE, cli
+from migcompat.compat import golden
+from migcompat.compat.results import Outcome
+from migcompat.errors import UsageError
+from migcompat.model.vmstate import Scalar
 
 COMMITTED = Path(__file__).parent.parent / "corpora" / "golden"
 #: Keep the committed corpus small enough to review and clone.

@@ -34,7 +34,7 @@ from _support import (
     utf8,
 )
 
-from harness.errors import (
+from migcompat.errors import (
     DecodeError,
     LimitExceeded,
     MalformedInput,
@@ -42,10 +42,10 @@ from harness.errors import (
     TrailingData,
     TruncatedInput,
 )
-from harness.limits import MAX_DEPTH, MAX_ELEMENTS, MAX_LENGTH, MAX_TAG_OCTETS
-from harness.visitor import Framing, ListFraming
-from harness.visitors import PAIRINGS
-from harness.vmstate import Array, Buffer, Description, Field, FieldRef, Scalar, Struct, Subsection
+from migcompat.limits import MAX_DEPTH, MAX_ELEMENTS, MAX_LENGTH, MAX_TAG_OCTETS
+from migcompat.model.vmstate import Array, Buffer, Description, Field, FieldRef, Scalar, Struct, Subsection
+from migcompat.wire import PAIRINGS
+from migcompat.wire.visitor import Framing, ListFraming
 
 VQ = Struct(
     "vq",

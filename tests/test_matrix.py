@@ -16,15 +16,15 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-import devices
-from devices.base import Release
-from harness import matrix
-from harness.cli import cli
-from harness.errors import UsageError
-from harness.matrix import CellSpec, MatrixConfig, run_cell, run_example
-from harness.projection import project
-from harness.results import Outcome
-from harness.vmstate import Description, Field, Scalar
+from migcompat import devices
+from migcompat.cli import cli
+from migcompat.compat import matrix
+from migcompat.compat.matrix import CellSpec, MatrixConfig, run_cell, run_example
+from migcompat.compat.results import Outcome
+from migcompat.devices.base import Release
+from migcompat.errors import UsageError
+from migcompat.model.projection import project
+from migcompat.model.vmstate import Description, Field, Scalar
 
 EXAMPLES = 3
 SEED = matrix.DEFAULT_SEED

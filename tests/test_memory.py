@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness import memory
+from migcompat.perf import memory
 
 #: Room for the error object, tracebacks and the decoder's frames: far below any
 #: declared size (the smallest is 60 MiB) and independent of it.

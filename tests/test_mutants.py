@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
-import devices
-from harness import matrix, mutants
-from harness.errors import UsageError
-from harness.matrix import MatrixConfig
-from harness.mutants import MUTANT_TO_REAL, REAL_TO_MUTANT, Mutant
-from harness.projection import project
-from harness.results import MutantOutcome, MutantResult
-from harness.vmstate import Array, Buffer, Description, Field, FieldRef, FieldType, Scalar, State, Struct
+from migcompat import devices
+from migcompat.compat import matrix, mutants
+from migcompat.compat.matrix import MatrixConfig
+from migcompat.compat.mutants import MUTANT_TO_REAL, REAL_TO_MUTANT, Mutant
+from migcompat.compat.results import MutantOutcome, MutantResult
+from migcompat.errors import UsageError
+from migcompat.model.projection import project
+from migcompat.model.vmstate import Array, Buffer, Description, Field, FieldRef, FieldType, Scalar, State, Struct
 
 SEED = matrix.DEFAULT_SEED
 NEWEST = {name: device.newest for name, device in devices.registry().items()}

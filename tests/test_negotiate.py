@@ -10,14 +10,15 @@ import json
 import pytest
 from click.testing import CliRunner
 
-import devices
-from harness import matrix, releases
-from harness.cli import EXIT_INCOMPATIBLE, EXIT_OK, EXIT_USAGE, cli
-from harness.errors import DescriptionError, UsageError
-from harness.negotiate import common_protocol, negotiate, release_rows
-from harness.releases import RELEASES, HypervisorRelease, device_releases
-from harness.results import Cell, Outcome
-from harness.vmstate import Scalar
+from migcompat import devices
+from migcompat.cli import EXIT_INCOMPATIBLE, EXIT_OK, EXIT_USAGE, cli
+from migcompat.compat import matrix
+from migcompat.compat.negotiate import common_protocol, negotiate, release_rows
+from migcompat.compat.results import Cell, Outcome
+from migcompat.devices import releases
+from migcompat.devices.releases import RELEASES, HypervisorRelease, device_releases
+from migcompat.errors import DescriptionError, UsageError
+from migcompat.model.vmstate import Scalar
 
 NEWEST = {name: device.newest.name for name, device in devices.registry().items()}
 OLDEST = {name: device.releases[0].name for name, device in devices.registry().items()}

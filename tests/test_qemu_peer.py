@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-import devices
-from harness import stream
-from harness.errors import DecodeError
-from harness.qemu_peer import CONFIGS, find_qemu, load
+from migcompat import devices
+from migcompat.errors import DecodeError
+from migcompat.qemu import stream
+from migcompat.qemu.peer import CONFIGS, find_qemu, load
 
 CORPUS = Path(__file__).parent.parent / "corpora" / "qemu-7.2"
 pytestmark = [

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from _support import PAIRING_NAMES, decode, encode
 
-from harness.errors import DecodeError, LoadRefused, MalformedInput, TrailingData, TruncatedInput
-from harness.visitor import Framing, ListFraming
-from harness.vmstate import Array, Buffer, Description, Field, FieldRef, Scalar, Struct, Subsection
+from migcompat.errors import DecodeError, LoadRefused, MalformedInput, TrailingData, TruncatedInput
+from migcompat.model.vmstate import Array, Buffer, Description, Field, FieldRef, Scalar, Struct, Subsection
+from migcompat.wire.visitor import Framing, ListFraming
 
 QUEUE = Struct("queue", (Field("num", Scalar("uint16")), Field("addr", Scalar("uint64"))))
 SOCKET = Struct("socket", (Field("fd", Scalar("int32")),))
@@ -123,8 +123,8 @@ def test_a_v1_stream_loads_into_v2_with_the_new_fields_default() -> None:
 
 
 def test_v2_written_at_stream_version_1_is_the_v1_stream() -> None:
-    from harness import vmstate
-    from harness.visitors import QemuFileOutputVisitor
+    from migcompat.model import vmstate
+    from migcompat.wire import QemuFileOutputVisitor
 
     visitor = QemuFileOutputVisitor()
     vmstate.walk(visitor, DEVICE_V2, STATE_V2, 1)

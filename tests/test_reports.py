@@ -18,10 +18,10 @@ from types import ModuleType
 
 import pytest
 
-from harness import report
-from harness.matrix import MatrixConfig, run_matrix
-from harness.report import html, json_report, junit, markdown
-from harness.results import Cell, Detail, MatrixResults, MutantOutcome, MutantResult, Outcome, ReleaseRow
+from migcompat import report
+from migcompat.compat.matrix import MatrixConfig, run_matrix
+from migcompat.compat.results import Cell, Detail, MatrixResults, MutantOutcome, MutantResult, Outcome, ReleaseRow
+from migcompat.report import html, json_report, junit, markdown
 
 HOSTILE = '<script>alert("x")</script> & more'
 REPLAY = "migcompat matrix --device slirp --source v2 --destination v3 --pairing 'qemufile' --examples 3 --seed 7"

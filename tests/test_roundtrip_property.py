@@ -4,7 +4,7 @@ Why: the hand-written tables cover the cases someone thought of; this covers the
 combinations nobody listed -- nested structs inside sentinel lists inside
 subsections, lengths held in fields of every integer width, fields absent at the
 stream version. Descriptions and states come from
-:func:`harness.strategies.descriptions` and :func:`harness.strategies.values_of`,
+:func:`migcompat.model.strategies.descriptions` and :func:`migcompat.model.strategies.values_of`,
 which take integer ranges from the kinds' names and the expected state from the
 description alone: not from the visitors' tables or the runtime :func:`states`.
 """
@@ -18,10 +18,10 @@ from _support import PAIRING_NAMES, decode, encode, to_indefinite, typed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.errors import DecodeError
-from harness.strategies import Layouts, descriptions, values_of
-from harness.visitors import PAIRINGS
-from harness.vmstate import Description, walk
+from migcompat.errors import DecodeError
+from migcompat.model.strategies import Layouts, descriptions, values_of
+from migcompat.model.vmstate import Description, walk
+from migcompat.wire import PAIRINGS
 
 #: Descriptions whose expected state at an older stream version is known without
 #: the code under test: fields are gated only by ``since`` (never inside a struct)

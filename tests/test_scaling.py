@@ -6,8 +6,8 @@ import xml.etree.ElementTree as ElementTree
 
 import pytest
 
-from harness import scaling
-from harness.report import svgplot
+from migcompat.perf import scaling
+from migcompat.report import svgplot
 
 
 def test_fit_recovers_a_known_line() -> None:

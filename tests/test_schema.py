@@ -22,15 +22,17 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import devices
-from devices.base import Device, Release
-from harness import releases, schema_dump, vmstate
-from harness.cli import EXIT_OK, EXIT_USAGE, cli
-from harness.render import jsonable
-from harness.visitor import INTEGER_KINDS, ListFraming, integer_range
-from harness.visitors.dict import DictInputVisitor, DictOutputVisitor
-from harness.visitors.jsonschema import description_schema, dumps
-from harness.vmstate import Array, Buffer, Description, Field, FieldRef, FieldType, Scalar, Struct, Subsection
+from migcompat import devices
+from migcompat.cli import EXIT_OK, EXIT_USAGE, cli
+from migcompat.devices import releases
+from migcompat.devices.base import Device, Release
+from migcompat.model import vmstate
+from migcompat.model.vmstate import Array, Buffer, Description, Field, FieldRef, FieldType, Scalar, Struct, Subsection
+from migcompat.qemu.render import jsonable
+from migcompat.schema import dump as schema_dump
+from migcompat.schema.visitor import description_schema, dumps
+from migcompat.wire.dict import DictInputVisitor, DictOutputVisitor
+from migcompat.wire.visitor import INTEGER_KINDS, ListFraming, integer_range
 
 COMMITTED = Path(__file__).parent.parent / "corpora" / "schemas"
 RELEASES = [(device, release) for device in devices.registry().values() for release in device.releases]

@@ -24,17 +24,22 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness import matrix, qemu_dump, schema_diff, schema_dump, schema_input, schema_read
-from harness.classify import classify
-from harness.cli import EXIT_INCOMPATIBLE, EXIT_OK, EXIT_USAGE, cli
-from harness.errors import UsageError
-from harness.projection import project
-from harness.results import Outcome
-from harness.schema_diff import BACKWARD, FORWARD
-from harness.schema_rules import RULES, Level
-from harness.visitor import Framing, ListFraming
-from harness.visitors.jsonschema import SCHEMA_FORMAT, description_schema
-from harness.vmstate import Array, Buffer, Description, Field, Scalar, State, Struct, Subsection
+from migcompat.cli import EXIT_INCOMPATIBLE, EXIT_OK, EXIT_USAGE, cli
+from migcompat.compat import matrix
+from migcompat.compat.classify import classify
+from migcompat.compat.results import Outcome
+from migcompat.errors import UsageError
+from migcompat.model.projection import project
+from migcompat.model.vmstate import Array, Buffer, Description, Field, Scalar, State, Struct, Subsection
+from migcompat.qemu import dump as qemu_dump
+from migcompat.schema import diff as schema_diff
+from migcompat.schema import dump as schema_dump
+from migcompat.schema import input as schema_input
+from migcompat.schema import read as schema_read
+from migcompat.schema.diff import BACKWARD, FORWARD
+from migcompat.schema.rules import RULES, Level
+from migcompat.schema.visitor import SCHEMA_FORMAT, description_schema
+from migcompat.wire.visitor import Framing, ListFraming
 
 ROOT = Path(__file__).parent.parent
 SCHEMAS = ROOT / "corpora" / "schemas"

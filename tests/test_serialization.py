@@ -2,7 +2,7 @@
 
 One table of values, one table of pairings with capability flags; the tests are
 their product, with ids like ``ber/uint16_max``. A new pairing in
-``harness.visitors.PAIRINGS`` gets every case for free (and must declare its
+``migcompat.wire.PAIRINGS`` gets every case for free (and must declare its
 capabilities below, or ``test_every_pairing_declares_its_capabilities`` fails).
 """
 
@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from _support import PAIRING_NAMES, decode, encode, one_field, roundtrip
 
-from harness.errors import EncodeError
-from harness.visitors import PAIRINGS
-from harness.vmstate import Buffer, Scalar
+from migcompat.errors import EncodeError
+from migcompat.model.vmstate import Buffer, Scalar
+from migcompat.wire import PAIRINGS
 
 #: What each pairing can carry beyond the common ground.
 LONG_STR = "str longer than 255 bytes"

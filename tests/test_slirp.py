@@ -30,14 +30,14 @@ from _support import PAIRING_NAMES, decode, encode
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-import devices
-from devices import slirp
-from devices.base import Release
-from harness import vmstate
-from harness.errors import DecodeError, InvalidState, LoadRefused, MalformedInput
-from harness.stream import encode_ber, encode_qemu, parse_ber, parse_qemu
-from harness.visitor import Framing, Visitor
-from harness.visitors import PAIRINGS
+from migcompat import devices
+from migcompat.devices import slirp
+from migcompat.devices.base import Release
+from migcompat.errors import DecodeError, InvalidState, LoadRefused, MalformedInput
+from migcompat.model import vmstate
+from migcompat.qemu.stream import encode_ber, encode_qemu, parse_ber, parse_qemu
+from migcompat.wire import PAIRINGS
+from migcompat.wire.visitor import Framing, Visitor
 
 RELEASES = slirp.DEVICE.releases
 V4 = slirp.DEVICE.release("v4")
@@ -549,7 +549,7 @@ GUESTFWD_ARGS = (
 
 
 def _qemu_load(tmp_path: Path, state: dict[str, Any], version: int = 4) -> Any:
-    from harness import qemu_peer
+    from migcompat.qemu import peer as qemu_peer
 
     if qemu_peer.find_qemu() is None:
         pytest.skip("qemu-system-x86_64 is not installed")

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import devices
-from devices.base import Release
-from devices.virtio import (
+from migcompat import devices
+from migcompat.devices.base import Release
+from migcompat.devices.virtio import (
     DEVICE,
     REFERENCE_HOST_FEATURES,
     VIRTIO_QUEUE_MAX,
@@ -21,11 +21,12 @@ from devices.virtio import (
     build_description,
     scaled_releases,
 )
-from harness import stream, vmstate
-from harness.errors import DecodeError, InvalidState, LoadRefused, MalformedInput
-from harness.visitors import PAIRINGS
-from harness.visitors.dict import DictOutputVisitor
-from harness.visitors.qemufile import QemuFileInputVisitor, QemuFileOutputVisitor
+from migcompat.errors import DecodeError, InvalidState, LoadRefused, MalformedInput
+from migcompat.model import vmstate
+from migcompat.qemu import stream
+from migcompat.wire import PAIRINGS
+from migcompat.wire.dict import DictOutputVisitor
+from migcompat.wire.qemufile import QemuFileInputVisitor, QemuFileOutputVisitor
 
 CORPUS = Path(__file__).parent.parent / "corpora" / "qemu-7.2"
 RELEASES = DEVICE.releases

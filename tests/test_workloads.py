@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from devices import slirp
-from harness import vmstate, workloads
-from harness.compiled import compile_codec
-from harness.visitors.qemufile import QemuFileInputVisitor, QemuFileOutputVisitor
+from migcompat.codec.compiled import compile_codec
+from migcompat.devices import slirp
+from migcompat.model import vmstate
+from migcompat.perf import workloads
+from migcompat.wire.qemufile import QemuFileInputVisitor, QemuFileOutputVisitor
 
 
 @pytest.mark.parametrize("name", ["virtio-8", "virtio-64", "slirp-10"])
@@ -53,7 +54,7 @@ def test_workload_names_carry_their_size() -> None:
 
 
 def test_pyasn1_still_writes_a_signed_minimum_non_minimally() -> None:
-    """Why harness.asn1spec gives pyasn1 a corrected INTEGER encoder: when pyasn1
+    """Why migcompat.perf.asn1spec gives pyasn1 a corrected INTEGER encoder: when pyasn1
     writes ``02 02 80 00`` for -32768 itself, this fails and the correction can go."""
     der = pytest.importorskip("pyasn1.codec.der.encoder")
     univ = pytest.importorskip("pyasn1.type.univ")
@@ -62,7 +63,7 @@ def test_pyasn1_still_writes_a_signed_minimum_non_minimally() -> None:
 
 def test_slirp_workload_holds_signed_minimums_and_every_ber_codec_writes_them_alike() -> None:
     pytest.importorskip("pyasn1")
-    from harness import bench
+    from migcompat.perf import bench
 
     workload = workloads.WORKLOADS["slirp-10"]
     state = workload.state()

@@ -3,6 +3,6 @@
 Why a package inside ``harness``: the fuzz logic must be importable by pytest
 (which replays every seed and regression on every run) and by ``migcompat fuzz``
 after a plain ``pip install``, and it must not need atheris to be imported.
-Only :mod:`harness.fuzzing.entry` imports atheris; ``fuzz/<name>_fuzzer.py``
+Only :mod:`migcompat.fuzzing.entry` imports atheris; ``fuzz/<name>_fuzzer.py``
 are thin scripts over it, named by the OSS-Fuzz convention.
 """

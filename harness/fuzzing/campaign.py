@@ -6,7 +6,7 @@ speed, coverage, corpus growth) and turn every finding into a small, committed
 regression input with a one-line command that reproduces it.
 
 Strategy: libFuzzer (through atheris) exits the process that runs it, so each
-job is a subprocess: ``python -m harness.fuzzing.entry TARGET`` with the work
+job is a subprocess: ``python -m migcompat.fuzzing.entry TARGET`` with the work
 corpus (``<work>/<target>/corpus``, kept between runs), the seeds
 (``corpora/seeds/<target>``, generated there when absent) and the regressions
 (``corpora/regressions/<target>``) as corpus directories, the target's
@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.fuzzing import dictionaries, seeds
-from harness.fuzzing.targets import Target, judge
+from migcompat.fuzzing import dictionaries, seeds
+from migcompat.fuzzing.targets import Target, judge
 
 #: Seconds one input may take before it is a finding (libFuzzer's -timeout).
 #: The slowest legitimate input (a whole virtio section with 1024-entry queue
@@ -40,7 +40,7 @@ from harness.fuzzing.targets import Target, judge
 TIMEOUT_SECONDS = 10
 #: Resident memory in MiB beyond which a job is a finding (libFuzzer's
 #: -rss_limit_mb). Inputs are at most a target's max_len (64 KiB) and every
-#: decoder refuses lengths and counts beyond harness.limits before allocating,
+#: decoder refuses lengths and counts beyond migcompat.limits before allocating,
 #: so a healthy job stays near 100 MiB.
 RSS_LIMIT_MB = 1024
 #: Seconds spent minimizing one finding.
@@ -159,7 +159,7 @@ def parse_log(text: str) -> JobStats:
 
 
 def entry_command(target: str) -> list[str]:
-    return [sys.executable, "-m", "harness.fuzzing.entry", target]
+    return [sys.executable, "-m", "migcompat.fuzzing.entry", target]
 
 
 def reproduce_command(target: str, path: Path) -> str:
@@ -167,7 +167,7 @@ def reproduce_command(target: str, path: Path) -> str:
     script = Path("fuzz") / f"{target}.py"
     if script.is_file():
         return f"python3 {shlex.quote(str(script))} {shlex.quote(str(path))}"
-    return f"python3 -m harness.fuzzing.entry {target} {shlex.quote(str(path))}"
+    return f"python3 -m migcompat.fuzzing.entry {target} {shlex.quote(str(path))}"
 
 
 def _files(directory: Path) -> set[Path]:

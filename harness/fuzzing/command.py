@@ -3,7 +3,7 @@
 Why: the CLI module stays a thin layer of option parsing and exit codes; choosing
 targets, checking that atheris and a target's extra modules are installed,
 writing seeds and running campaigns live here, where they raise the project's
-errors (a :class:`~harness.errors.UsageError` becomes exit code 2).
+errors (a :class:`~migcompat.errors.UsageError` becomes exit code 2).
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from harness.errors import UsageError
-from harness.fuzzing import campaign, dictionaries, seeds
-from harness.fuzzing.targets import TARGETS, get
+from migcompat.errors import UsageError
+from migcompat.fuzzing import campaign, dictionaries, seeds
+from migcompat.fuzzing.targets import TARGETS, get
 
 #: Seconds per target when neither a time nor a number of runs is given.
 DEFAULT_SECONDS = 60

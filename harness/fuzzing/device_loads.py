@@ -4,7 +4,7 @@ Why: a device release is loaded three ways -- the declarative description throug
 the generic walker, the old-style (phase 1) visit function, and the compiled fast
 path -- and the product relies on them being interchangeable. On valid streams
 the tests show they are; a fuzzer shows it for every input: each path loads the
-input or rejects it with a :class:`~harness.errors.DecodeError`, all paths agree
+input or rejects it with a :class:`~migcompat.errors.DecodeError`, all paths agree
 on which, and what loads saves and loads back to itself.
 
 Strategy: the first two input bytes choose the destination (device, release) and
@@ -20,13 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
-from devices import registry
-from devices.base import Device, Release
-from harness import vmstate
-from harness.compiled import Format, compile_codec
-from harness.errors import DecodeError
-from harness.visitors import PAIRINGS
-from harness.vmstate import State
+from migcompat.codec.compiled import Format, compile_codec
+from migcompat.devices import registry
+from migcompat.devices.base import Device, Release
+from migcompat.errors import DecodeError
+from migcompat.model import vmstate
+from migcompat.model.vmstate import State
+from migcompat.wire import PAIRINGS
 
 
 class PathsDisagree(AssertionError):

@@ -10,7 +10,7 @@ tests, which check the committed files are what this module writes.
 
 from __future__ import annotations
 
-from harness.fuzzing.targets import TARGETS
+from migcompat.fuzzing.targets import TARGETS
 
 _BER: tuple[tuple[str, bytes], ...] = (
     ("sequence", b"\x30"),

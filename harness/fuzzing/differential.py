@@ -7,11 +7,11 @@ turns every disagreement into either a bug of ours or a documented difference of
 pyasn1's.
 
 What is compared, precisely: the input is read as one BER value by
-:func:`harness.ber_tree.read_tree` (our BER input visitor's own readers) and by
+:func:`migcompat.wire.ber_tree.read_tree` (our BER input visitor's own readers) and by
 ``pyasn1.codec.ber.decoder.decode`` without a schema.
 
-* When ours raises :class:`~harness.errors.LimitExceeded` (a named limit pyasn1
-  does not have) or :class:`~harness.ber_tree.UnknownType` (a type the migcompat
+* When ours raises :class:`~migcompat.errors.LimitExceeded` (a named limit pyasn1
+  does not have) or :class:`~migcompat.wire.ber_tree.UnknownType` (a type the migcompat
   wire does not use, which pyasn1 may know), the input is outside what we claim
   and is not compared.
 * Otherwise both must accept or both must reject (pyasn1 rejects with
@@ -32,8 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from harness.ber_tree import SEQUENCE, Node, UnknownType, has_nested_segments, read_tree
-from harness.errors import DecodeError, LimitExceeded
+from migcompat.errors import DecodeError, LimitExceeded
+from migcompat.wire.ber_tree import SEQUENCE, Node, UnknownType, has_nested_segments, read_tree
 
 AGREE_ACCEPT = "agree-accept"
 AGREE_REJECT = "agree-reject"

@@ -1,7 +1,7 @@
 """The atheris entry point every fuzz target runs through.
 
 Why: atheris hands control to libFuzzer, which never returns (it exits the
-process), so a fuzz run is its own process: ``python -m harness.fuzzing.entry
+process), so a fuzz run is its own process: ``python -m migcompat.fuzzing.entry
 TARGET [libFuzzer options] [corpus dirs or files]``, or the thin
 ``fuzz/<name>_fuzzer.py`` scripts that OSS-Fuzz and ClusterFuzzLite build. This
 is the only module that imports atheris.
@@ -10,7 +10,7 @@ Strategy: the project's modules are imported inside
 ``atheris.instrument_imports`` so libFuzzer sees coverage of the decoders (not
 of atheris, hypothesis or the standard library); modules a target would import
 lazily are imported here, eagerly, for the same reason. Each input goes to the
-target's function: a :class:`~harness.errors.DecodeError` is the clean rejection
+target's function: a :class:`~migcompat.errors.DecodeError` is the clean rejection
 the invariant allows; anything else escapes to atheris, which reports the
 Python traceback and writes the input as a crash artifact.
 """
@@ -23,25 +23,25 @@ import sys
 from collections.abc import Callable
 
 #: Modules whose coverage guides the fuzzer (packages include their submodules).
-INSTRUMENTED = ("harness", "devices")
+INSTRUMENTED = ("migcompat",)
 #: Project modules left out: the hypothesis strategies that generate valid
 #: states for the round-trip target are test data, not code under test; their
 #: coverage would only reward the fuzzer for new shapes of generator calls, and
 #: instrumenting them makes every drawn state slower.
-NOT_INSTRUMENTED = ("harness.strategies",)
+NOT_INSTRUMENTED = ("migcompat.model.strategies",)
 #: The project's modules the targets use, imported eagerly under instrumentation.
 _MODULES = (
-    "harness.errors",
-    "harness.vmstate",
-    "harness.visitors",
-    "harness.stream",
-    "harness.compiled",
-    "harness.ber_tree",
-    "harness.fuzzing.targets",
-    "harness.fuzzing.device_loads",
-    "harness.fuzzing.differential",
-    "harness.fuzzing.round_trip",
-    "devices",
+    "migcompat.errors",
+    "migcompat.model.vmstate",
+    "migcompat.wire",
+    "migcompat.qemu.stream",
+    "migcompat.codec.compiled",
+    "migcompat.wire.ber_tree",
+    "migcompat.fuzzing.targets",
+    "migcompat.fuzzing.device_loads",
+    "migcompat.fuzzing.differential",
+    "migcompat.fuzzing.round_trip",
+    "migcompat.devices",
 )
 
 
@@ -52,11 +52,11 @@ def _load(name: str) -> Callable[[bytes], None]:
     with atheris.instrument_imports(include=list(INSTRUMENTED), exclude=[__name__, *NOT_INSTRUMENTED]):
         for module in _MODULES:
             importlib.import_module(module)
-        from devices import registry
+        from migcompat.devices import registry
 
         registry()  # imports every device module
-    from harness.errors import DecodeError
-    from harness.fuzzing.targets import get
+    from migcompat.errors import DecodeError
+    from migcompat.fuzzing.targets import get
 
     target = get(name)
     if target.needs:
@@ -83,18 +83,18 @@ def main(name: str | None = None, argv: list[str] | None = None) -> None:
     argv = list(sys.argv if argv is None else argv)
     if name is None:
         if len(argv) < 2:
-            sys.exit("usage: python -m harness.fuzzing.entry TARGET [libFuzzer options] [corpus ...]")
+            sys.exit("usage: python -m migcompat.fuzzing.entry TARGET [libFuzzer options] [corpus ...]")
         name = argv.pop(1)
     import atheris
 
-    from harness.errors import UsageError
+    from migcompat.errors import UsageError
 
     if not getattr(sys, "frozen", False):
         # libFuzzer re-runs its own command line for -jobs, -fork and -minimize_crash,
         # joined into one shell command: make that command this target, run by this
         # Python, whichever way this process was started. (A PyInstaller bundle, as
         # OSS-Fuzz builds, is its own command already.)
-        argv[0] = f"{shlex.quote(sys.executable)} -m harness.fuzzing.entry {shlex.quote(name)}"
+        argv[0] = f"{shlex.quote(sys.executable)} -m migcompat.fuzzing.entry {shlex.quote(name)}"
 
     try:
         test_one_input = _load(name)

@@ -10,9 +10,9 @@ Strategy: :func:`release_and_state` draws a device release, a state of it and
 a wire format; :func:`check_round_trip` saves the state through the generic
 walker, the phase-1 visit function and the compiled codec in that format,
 demands identical bytes, loads them back through every load path
-(:func:`harness.fuzzing.device_loads.load_paths`), and converts qemufile -> BER
+(:func:`migcompat.fuzzing.device_loads.load_paths`), and converts qemufile -> BER
 -> qemufile, which must reproduce the bytes. A difference raises
-:class:`~harness.fuzzing.device_loads.PathsDisagree`. One format per input, not
+:class:`~migcompat.fuzzing.device_loads.PathsDisagree`. One format per input, not
 both, halves the cost of an input; the fuzzer's inputs choose each format about
 half the time.
 
@@ -28,13 +28,13 @@ from __future__ import annotations
 from functools import cache
 from typing import TYPE_CHECKING
 
-from devices import registry
-from devices.base import Device, Release
-from harness import vmstate
-from harness.compiled import FORMATS, Format, compile_codec
-from harness.fuzzing.device_loads import PathsDisagree, load_paths
-from harness.visitors import PAIRINGS
-from harness.vmstate import State
+from migcompat.codec.compiled import FORMATS, Format, compile_codec
+from migcompat.devices import registry
+from migcompat.devices.base import Device, Release
+from migcompat.fuzzing.device_loads import PathsDisagree, load_paths
+from migcompat.model import vmstate
+from migcompat.model.vmstate import State
+from migcompat.wire import PAIRINGS
 
 if TYPE_CHECKING:
     from hypothesis.strategies import DataObject, SearchStrategy

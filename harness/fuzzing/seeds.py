@@ -25,10 +25,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from harness import stream, vmstate
-from harness.fuzzing.targets import TARGETS, ber_input_description
-from harness.visitors import PAIRINGS
-from harness.visitors.ber import CONSTRUCTED, encode_length
+from migcompat.fuzzing.targets import TARGETS, ber_input_description
+from migcompat.model import vmstate
+from migcompat.qemu import stream
+from migcompat.wire import PAIRINGS
+from migcompat.wire.ber import CONSTRUCTED, encode_length
 
 #: Seed of the round-trip target's random seeds.
 SEED = 20111
@@ -150,7 +151,7 @@ def _differential_seeds(ber_input: Mapping[str, bytes]) -> dict[str, bytes]:
 def _device_states() -> Iterator[tuple[str, str, str, Mapping[str, Any]]]:
     """(device, release, label, state): every release's fixed states (hypothesis
     draws are left out: the seeds must not depend on a hypothesis database)."""
-    import devices
+    from migcompat import devices
 
     for device in devices.registry().values():
         for release in device.releases:
@@ -159,8 +160,8 @@ def _device_states() -> Iterator[tuple[str, str, str, Mapping[str, Any]]]:
 
 
 def _device_seeds(fmt: str, max_len: int) -> dict[str, bytes]:
-    import devices
-    from harness.fuzzing.device_loads import selector
+    from migcompat import devices
+    from migcompat.fuzzing.device_loads import selector
 
     seeds: dict[str, bytes] = {}
     for device_name, release_name, label, state in _device_states():
@@ -186,7 +187,7 @@ _LARGE_SUBSECTIONS = ("virtio/virtqueues", "virtio/ringsize", "virtio/extra_stat
 def _trimmed(capture: bytes, *, keep_opaque: bool) -> stream.MigrationStream:
     """A capture with RAM pages, most opaque sections and the large virtio
     subsections dropped, its vmdesc cut to match."""
-    from devices import resolve_section
+    from migcompat.devices import resolve_section
 
     parsed = stream.parse_qemu(capture, resolve_section)
     for record in parsed.records:
@@ -213,7 +214,7 @@ def _trimmed(capture: bytes, *, keep_opaque: bool) -> stream.MigrationStream:
 
 def _stream_seeds(corpora: Path) -> dict[str, dict[str, bytes]]:
     """``{"qemu": {...}, "ber": {...}}``: trimmed captures in both formats."""
-    from devices import resolve_section
+    from migcompat.devices import resolve_section
 
     seeds: dict[str, dict[str, bytes]] = {"qemu": {}, "ber": {}}
     for capture in CAPTURES:

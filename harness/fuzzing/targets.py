@@ -7,7 +7,7 @@ so that ``fuzz/<name>_fuzzer.py`` (the OSS-Fuzz / ClusterFuzzLite convention) an
 ``migcompat fuzz`` are thin entry points over one table, :data:`TARGETS`.
 
 The invariant of every target (DESIGN.md section 9): the input loads, or it is
-rejected with the project's :class:`~harness.errors.DecodeError` family. Any other
+rejected with the project's :class:`~migcompat.errors.DecodeError` family. Any other
 exception (the target's own checks raise ``AssertionError`` subclasses), a hang
 past the per-input timeout, or memory beyond the run's limit is a finding. A
 target function returns a short verdict for inputs it accepts and raises the
@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import DecodeError
+from migcompat.errors import DecodeError
 
 if TYPE_CHECKING:
-    from harness.vmstate import Description
+    from migcompat.model.vmstate import Description
 
 ACCEPTED = "accepted"
 REJECTED = "rejected"
@@ -69,8 +69,8 @@ def ber_input_description() -> Description:
     Member names are one or two letters: signatures are most of a BER stream's
     bytes, and short ones keep inputs small and the fuzzer fast.
     """
-    from harness.visitor import Framing, ListFraming
-    from harness.vmstate import Array, Buffer, Description, Field, FieldRef, Scalar, Struct, Subsection
+    from migcompat.model.vmstate import Array, Buffer, Description, Field, FieldRef, Scalar, Struct, Subsection
+    from migcompat.wire.visitor import Framing, ListFraming
 
     queue = Struct(
         "q",
@@ -118,10 +118,10 @@ def ber_input(data: bytes) -> str:
     """Raw bytes into the BER input visitor, loading :func:`ber_input_description`.
 
     Invariant: the input loads or is rejected with a DecodeError; nothing else,
-    no hang, no memory beyond the limits of :mod:`harness.limits`.
+    no hang, no memory beyond the limits of :mod:`migcompat.limits`.
     """
-    from harness import vmstate
-    from harness.visitors.ber import BerInputVisitor
+    from migcompat.model import vmstate
+    from migcompat.wire.ber import BerInputVisitor
 
     description = ber_input_description()
     visitor = BerInputVisitor(data)
@@ -155,7 +155,7 @@ def ber_stream(data: bytes) -> str:
     """
     if data[:1] == b"\x30":
         return _whole_ber_stream(data)
-    from harness.fuzzing.device_loads import load_everywhere, select
+    from migcompat.fuzzing.device_loads import load_everywhere, select
 
     destination, payload = select(data)
     load_everywhere("ber", destination, payload)
@@ -163,9 +163,9 @@ def ber_stream(data: bytes) -> str:
 
 
 def _whole_ber_stream(data: bytes) -> str:
-    from devices import resolve_section
-    from harness import stream
-    from harness.fuzzing.device_loads import PathsDisagree
+    from migcompat.devices import resolve_section
+    from migcompat.fuzzing.device_loads import PathsDisagree
+    from migcompat.qemu import stream
 
     parsed = stream.parse_ber(data, resolve_section)
     try:
@@ -190,7 +190,7 @@ def qemufile_device(data: bytes) -> str:
     agree (same state, or all reject); what loads saves to the same bytes on
     every path and loads back to itself.
     """
-    from harness.fuzzing.device_loads import load_everywhere, select
+    from migcompat.fuzzing.device_loads import load_everywhere, select
 
     destination, payload = select(data)
     load_everywhere("qemufile", destination, payload)
@@ -204,9 +204,9 @@ def qemu_stream(data: bytes) -> str:
     stream written again in QEMU's format, and converted to BER and back (as
     ``migcompat convert`` does), parses to the same stream.
     """
-    from devices import resolve_section
-    from harness import stream
-    from harness.fuzzing.device_loads import PathsDisagree
+    from migcompat.devices import resolve_section
+    from migcompat.fuzzing.device_loads import PathsDisagree
+    from migcompat.qemu import stream
 
     parsed = stream.parse_qemu(data, resolve_section)
     try:
@@ -224,12 +224,12 @@ def qemu_stream(data: bytes) -> str:
 def ber_differential(data: bytes) -> str:
     """The same bytes into our BER reading and pyasn1's BER decoder.
 
-    Invariant (see :mod:`harness.fuzzing.differential` for exactly what is
+    Invariant (see :mod:`migcompat.fuzzing.differential` for exactly what is
     compared): both accept with the same tag-length-value tree, or both reject;
     a disagreement is either one of pyasn1's known differences from X.690 or a
     finding. Our side never raises anything but a DecodeError.
     """
-    from harness.fuzzing.differential import compare
+    from migcompat.fuzzing.differential import compare
 
     return compare(data)
 
@@ -242,7 +242,7 @@ def _round_trip_test() -> Any:
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    from harness.fuzzing.round_trip import check_round_trip, release_and_state
+    from migcompat.fuzzing.round_trip import check_round_trip, release_and_state
 
     @settings(database=None, deadline=None, suppress_health_check=list(HealthCheck))
     @given(st.data())
@@ -320,7 +320,7 @@ def get(name: str) -> Target:
     """The target called ``name`` (with or without the ``_fuzzer`` suffix)."""
     target = TARGETS.get(name) or TARGETS.get(f"{name}_fuzzer")
     if target is None:
-        from harness.errors import UsageError
+        from migcompat.errors import UsageError
 
         raise UsageError(f"unknown fuzz target {name!r} (targets: {', '.join(TARGETS)})")
     return target

@@ -2,15 +2,15 @@
 
 Why: collect once, render many (coverage.py's shape). ``matrix.json`` is the
 source of truth; the other formats are views of the same
-:class:`~harness.results.MatrixResults`.
+:class:`~migcompat.compat.results.MatrixResults`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from harness.report import html, json_report, junit, markdown
-from harness.results import MatrixResults
+from migcompat.compat.results import MatrixResults
+from migcompat.report import html, json_report, junit, markdown
 
 #: File name -> module with ``report(results, outfile)``.
 FORMATS = {

@@ -4,7 +4,7 @@ Why: the format modules should only lay out. Grouping a device's cells into a
 source x destination grid, the mark each outcome gets, the words that say why a
 cell passes or fails and the text that explains it are decided once here, so
 the views cannot drift apart. Everything is computed from
-:class:`~harness.results.MatrixResults` alone.
+:class:`~migcompat.compat.results.MatrixResults` alone.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.results import Agreement, Cell, MatrixResults, MutantOutcome, MutantResult, Outcome, ReleaseRow
+from migcompat.compat.results import Agreement, Cell, MatrixResults, MutantOutcome, MutantResult, Outcome, ReleaseRow
 
 #: Outcomes from best to worst: the order of every legend and totals row.
 OUTCOMES: tuple[Outcome, ...] = tuple(sorted(Outcome, key=lambda outcome: outcome.severity))

@@ -21,7 +21,8 @@ import html
 from collections.abc import Iterator
 from typing import TextIO
 
-from harness.report._views import (
+from migcompat.compat.results import Cell, MatrixResults, MutantOutcome
+from migcompat.report._views import (
     MEANINGS,
     MUTANT_OUTCOMES,
     OUTCOMES,
@@ -42,7 +43,6 @@ from harness.report._views import (
     static_grids,
     verdict,
 )
-from harness.results import Cell, MatrixResults, MutantOutcome
 
 #: Shrunk example characters in a hover tooltip; the click popover shows the longer EXAMPLE_CHARS.
 TITLE_EXAMPLE_CHARS = 200

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TextIO
 
-from harness.results import MatrixResults
+from migcompat.compat.results import MatrixResults
 
 
 def report(results: MatrixResults, outfile: TextIO) -> None:

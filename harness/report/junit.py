@@ -7,7 +7,7 @@ gives the matrix that for free: one ``<testsuite>`` per device, one
 ``<testcase classname="device.source->destination" name="pairing">`` per cell.
 
 Strategy: built with :mod:`xml.etree.ElementTree`, which escapes markup. A cell
-that fails the gate (:attr:`~harness.results.Cell.failed`) gets a
+that fails the gate (:attr:`~migcompat.compat.results.Cell.failed`) gets a
 ``<failure>``, or an ``<error>`` when its outcome is ``crash`` -- JUnit's word
 for "the code under test blew up" -- so ``failures + errors`` is the number of
 failing cells. Characters XML 1.0 cannot hold at all (NUL and most C0
@@ -21,8 +21,8 @@ import re
 import xml.etree.ElementTree as ET
 from typing import TextIO
 
-from harness.report._views import detail_text, grids, verdict
-from harness.results import Cell, MatrixResults, Outcome
+from migcompat.compat.results import Cell, MatrixResults, Outcome
+from migcompat.report._views import detail_text, grids, verdict
 
 #: Characters outside XML 1.0's Char production.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")

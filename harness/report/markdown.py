@@ -19,7 +19,8 @@ import re
 from collections.abc import Iterator
 from typing import TextIO
 
-from harness.report._views import (
+from migcompat.compat.results import Cell, MatrixResults
+from migcompat.report._views import (
     MARKS,
     MEANINGS,
     MUTANT_OUTCOMES,
@@ -39,7 +40,6 @@ from harness.report._views import (
     static_grids,
     verdict,
 )
-from harness.results import Cell, MatrixResults
 
 #: Failing cells listed in full; the rest are counted. GitHub caps a step summary at 1 MiB.
 MAX_FAILURES = 50

@@ -1,0 +1,75 @@
+"""The body of QEMU's ``ram`` section records, walked to find where they end.
+
+Why: RAM travels as START/PART/END records of the iterative ``ram`` section and
+has no vmdesc entry, so the only way to find its end is to read its own framing.
+migcompat carries RAM as opaque bytes; it only needs the exact extent, and a
+clean error when the framing is broken.
+
+Strategy: every item starts with a be64 word whose low bits are flags
+(``migration/ram.c``): MEM_SIZE (0x04) introduces the block list (name + be64
+length per block, until the total is reached), PAGE (0x08) carries a page,
+ZERO (0x02) one fill byte, CONTINUE (0x20) omits the block name, EOS (0x10) ends
+the record. Other flags (compression, XBZRLE, hooks) are not produced by a
+default migration and are refused by name.
+"""
+
+from __future__ import annotations
+
+from migcompat.errors import LimitExceeded, MalformedInput, TruncatedInput
+from migcompat.limits import MAX_ELEMENTS
+
+FLAG_ZERO = 0x02
+FLAG_MEM_SIZE = 0x04
+FLAG_PAGE = 0x08
+FLAG_EOS = 0x10
+FLAG_CONTINUE = 0x20
+_KNOWN = FLAG_ZERO | FLAG_MEM_SIZE | FLAG_PAGE | FLAG_EOS | FLAG_CONTINUE
+_FLAG_MASK = 0x1FF  # flags live below the smallest target page (512 bytes)
+PAGE_SIZE = 4096  # x86 TARGET_PAGE_SIZE
+
+
+def _need(data: bytes, position: int, size: int, what: str) -> None:
+    if position + size > len(data):
+        raise TruncatedInput(f"input ends inside {what}", offset=position, path="ram")
+
+
+def ram_record_end(data: bytes, position: int, *, page_size: int = PAGE_SIZE) -> int:
+    """Offset just after the ram record body starting at ``position``."""
+    items = 0
+    while True:
+        items += 1
+        if items > MAX_ELEMENTS * 16:
+            raise LimitExceeded("too many ram items in one record", offset=position, path="ram")
+        _need(data, position, 8, "a ram item header")
+        word = int.from_bytes(data[position : position + 8], "big")
+        flags = word & _FLAG_MASK
+        start = position
+        position += 8
+        if flags & ~_KNOWN:
+            raise MalformedInput(f"unsupported ram flags 0x{flags:x}", offset=start, path="ram")
+        if flags & FLAG_EOS:
+            return position
+        if flags & FLAG_MEM_SIZE:
+            remaining = word & ~_FLAG_MASK
+            while remaining > 0:
+                _need(data, position, 1, "a ram block name")
+                size = data[position]
+                _need(data, position, 1 + size + 8, "a ram block entry")
+                position += 1 + size
+                length = int.from_bytes(data[position : position + 8], "big")
+                position += 8
+                if length > remaining:
+                    raise MalformedInput("ram block lengths exceed the announced total", offset=start, path="ram")
+                remaining -= length
+            continue
+        if not flags & FLAG_CONTINUE:
+            _need(data, position, 1, "a ram block name")
+            position += 1 + data[position]
+        if flags & FLAG_ZERO:
+            _need(data, position, 1, "a zero-page fill byte")
+            position += 1
+        elif flags & FLAG_PAGE:
+            _need(data, position, page_size, "a ram page")
+            position += page_size
+        else:
+            raise MalformedInput(f"ram item with no content flag (0x{flags:x})", offset=start, path="ram")

@@ -1,0 +1,100 @@
+"""Plain-text and JSON views of decoded streams, for ``migcompat inspect``.
+
+Why: a person debugging a migration wants to see each section and, for devices
+migcompat models, each field by name; a script wants the same as JSON. Both views
+are built from the one :class:`~migcompat.qemu.stream.MigrationStream` model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from migcompat.qemu.stream import SECTION_NAMES, MigrationStream
+
+_MAX_BYTES_SHOWN = 32
+
+
+def jsonable(value: Any) -> Any:
+    """The state with bytes shown as hex strings, so it can be dumped as JSON."""
+    if isinstance(value, (bytes, bytearray)):
+        return value.hex()
+    if isinstance(value, dict):
+        return {key: jsonable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [jsonable(item) for item in value]
+    return value
+
+
+def stream_json(fmt: str, stream: MigrationStream, size: int) -> dict[str, Any]:
+    return {
+        "format": fmt,
+        "bytes": size,
+        "machine": stream.machine,
+        "sections": [
+            {
+                "type": SECTION_NAMES[record.kind],
+                "section_id": record.section_id,
+                "idstr": record.idstr,
+                "instance_id": record.instance_id,
+                "version_id": record.version_id,
+                "device": record.device,
+                "opaque_bytes": len(record.raw) if record.state is None else None,
+                "state": jsonable(record.state) if record.state is not None else None,
+            }
+            for record in stream.records
+        ],
+        "vmdesc_bytes": len(stream.vmdesc) if stream.vmdesc is not None else None,
+    }
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        shown = value[:_MAX_BYTES_SHOWN].hex(" ")
+        more = f" ... ({len(value)} bytes)" if len(value) > _MAX_BYTES_SHOWN else f" ({len(value)} bytes)"
+        return shown + more if value else "(empty)"
+    if isinstance(value, int) and not isinstance(value, bool) and value > 9:
+        return f"{value} (0x{value:x})"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def state_lines(value: Any, indent: str = "    ") -> list[str]:
+    """One line per field, nested structs and lists indented."""
+    lines: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, (dict, list)) and item:
+                lines.append(f"{indent}{key}:")
+                lines.extend(state_lines(item, indent + "  "))
+            else:
+                lines.append(f"{indent}{key}: {_scalar(item) if not isinstance(item, (dict, list)) else item}")
+    elif isinstance(value, list):
+        index = 0
+        while index < len(value):
+            item = value[index]
+            run = index + 1
+            while run < len(value) and value[run] == item:
+                run += 1
+            label = f"[{index}]" if run == index + 1 else f"[{index}..{run - 1}] ({run - index} identical)"
+            if isinstance(item, (dict, list)):
+                lines.append(f"{indent}{label}:")
+                lines.extend(state_lines(item, indent + "  "))
+            else:
+                lines.append(f"{indent}{label}: {_scalar(item)}")
+            index = run
+    return lines
+
+
+def stream_text(fmt: str, stream: MigrationStream, size: int) -> str:
+    lines = [f"{fmt} stream, {size} bytes, machine {stream.machine!r}, {len(stream.records)} section records"]
+    for record in stream.records:
+        head = f"  #{record.section_id:<3} {SECTION_NAMES[record.kind]:<5} {record.idstr}"
+        if record.kind in (0x01, 0x04):
+            head += f" instance {record.instance_id} v{record.version_id}"
+        if record.state is None:
+            lines.append(f"{head}: opaque, {len(record.raw)} bytes")
+        else:
+            lines.append(f"{head}: {record.device}")
+            lines.extend(state_lines(record.state))
+    if stream.vmdesc is not None:
+        lines.append(f"  vmdesc trailer: {len(stream.vmdesc)} bytes of JSON")
+    return "\n".join(lines)
