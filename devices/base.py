@@ -17,8 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from migcompat.compat.results import Outcome
 from migcompat.model.vmstate import Description, State
+from migcompat.outcomes import Outcome
 from migcompat.qemu.stream import DescriptionCodec, SectionCodec
 from migcompat.wire.visitor import Visitor
 

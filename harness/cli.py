@@ -156,19 +156,20 @@ def matrix(
     exit 0 when every cell matches its expectation, 1 when not.
     """
     from migcompat import report
+    from migcompat.compat import cell
     from migcompat.compat import matrix as matrix_module
 
     waivers: frozenset[str] = frozenset()
     try:
         if waiver_file is not None or Path("waivers.toml").exists():
             waivers = matrix_module.load_waivers(Path(waiver_file or "waivers.toml"))
-        config = matrix_module.MatrixConfig(
+        config = cell.MatrixConfig(
             devices=device_names,
-            pairings=pairings or tuple(matrix_module.PAIRING_PATHS),
+            pairings=pairings or tuple(cell.PAIRING_PATHS),
             sources=sources,
             destinations=destinations,
-            examples=examples or matrix_module.DEFAULT_EXAMPLES,
-            seed=matrix_module.DEFAULT_SEED if seed is None else seed,
+            examples=examples or cell.DEFAULT_EXAMPLES,
+            seed=cell.DEFAULT_SEED if seed is None else seed,
             jobs=jobs or matrix_module.default_jobs(),
             waivers=waivers,
             shrink=not no_shrink,
@@ -179,7 +180,7 @@ def matrix(
         _fail(str(error))
         return
     with click.progressbar(length=len(specs), label="matrix", file=sys.stderr) as bar:
-        results = matrix_module.run_matrix(config, progress=lambda cell: bar.update(1))
+        results = matrix_module.run_matrix(config, progress=lambda _cell: bar.update(1))
     try:
         written = report.write_all(results, Path(out_dir))
     except OSError as error:
@@ -351,8 +352,8 @@ def negotiate_releases(source: str, destination: str, as_json: bool) -> None:
     the releases share no wire format, 2 for an unknown release.
     """
     from migcompat.compat import negotiate
-    from migcompat.compat.results import Outcome
     from migcompat.devices import releases
+    from migcompat.outcomes import Outcome
 
     try:
         sender, receiver = releases.get(source), releases.get(destination)

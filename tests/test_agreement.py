@@ -19,12 +19,14 @@ from click.testing import CliRunner
 
 from migcompat import devices
 from migcompat.cli import cli
-from migcompat.compat import agreement, matrix, mutants
-from migcompat.compat.matrix import MatrixConfig, run_matrix
-from migcompat.compat.results import Agreement, Cell, Detail, MatrixResults, MutantOutcome, MutantResult, Outcome
+from migcompat.compat import agreement, cell, mutants
+from migcompat.compat.cell import MatrixConfig
+from migcompat.compat.matrix import run_matrix
+from migcompat.compat.results import Agreement, Cell, Detail, MatrixResults, MutantResult
+from migcompat.outcomes import MutantOutcome, Outcome
 from migcompat.report import html, json_report, markdown
 
-SEED = matrix.DEFAULT_SEED
+SEED = cell.DEFAULT_SEED
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +127,7 @@ def test_cell_rows_agree_disagree_and_say_why() -> None:
 
 
 def test_pairings_read_the_wire_of_their_last_format() -> None:
-    assert [agreement.pairing_wire(name) for name in matrix.PAIRING_PATHS] == [
+    assert [agreement.pairing_wire(name) for name in cell.PAIRING_PATHS] == [
         "ber",  # dict: self-describing, like BER
         "qemufile",
         "ber",
@@ -136,7 +138,7 @@ def test_pairings_read_the_wire_of_their_last_format() -> None:
 
 def _derived(device: str, cls: str) -> mutants.Mutant:
     release = devices.get(device).newest
-    states = matrix.states_for(device, release.name, 2, SEED)
+    states = cell.states_for(device, release.name, 2, SEED)
     return next(m for m in mutants.derive(release.description, states=states) if m.mutant_class == cls)
 
 
@@ -155,7 +157,7 @@ def test_a_sign_change_the_states_do_show_is_not_explained_away() -> None:
         for m in mutants.derive(device.newest.description, per_class=None)
         if m.name == "sign:sockets/fhost/family:uint16->int16"
     )
-    states = list(matrix.states_for("slirp", "v4", 2, SEED))
+    states = list(cell.states_for("slirp", "v4", 2, SEED))
     assert agreement._sign_unexercised(mutant, states).startswith("value-dependent")
     top = [dict(state) for state in states if state["sockets"]]
     top[0]["sockets"] = [{**top[0]["sockets"][0], "fhost": {"family": 0x8002, "addr": 0, "port": 0}}]

@@ -14,9 +14,9 @@ from click.testing import CliRunner
 from migcompat import devices
 from migcompat.cli import EXIT_INCOMPATIBLE, EXIT_OK, EXIT_USAGE, cli
 from migcompat.compat import golden
-from migcompat.compat.results import Outcome
 from migcompat.errors import UsageError
 from migcompat.model.vmstate import Scalar
+from migcompat.outcomes import Outcome
 
 COMMITTED = Path(__file__).parent.parent / "corpora" / "golden"
 #: Keep the committed corpus small enough to review and clone.

@@ -18,16 +18,16 @@ from click.testing import CliRunner
 
 from migcompat import devices
 from migcompat.cli import cli
-from migcompat.compat import matrix
-from migcompat.compat.matrix import CellSpec, MatrixConfig, run_cell, run_example
-from migcompat.compat.results import Outcome
+from migcompat.compat import cell, matrix
+from migcompat.compat.cell import CellSpec, MatrixConfig, run_cell, run_example
 from migcompat.devices.base import Release
 from migcompat.errors import UsageError
 from migcompat.model.projection import project
 from migcompat.model.vmstate import Description, Field, Scalar
+from migcompat.outcomes import Outcome
 
 EXAMPLES = 3
-SEED = matrix.DEFAULT_SEED
+SEED = cell.DEFAULT_SEED
 ALL_CELLS = matrix.cells_of(MatrixConfig())
 
 
@@ -93,8 +93,8 @@ def test_run_is_reproducible_for_a_seed() -> None:
     first = run_cell(spec, 4, 7, waived=False, shrink=False)
     again = run_cell(spec, 4, 7, waived=False, shrink=False)
     assert first.counts == again.counts and first.outcome is again.outcome
-    assert matrix.states_for("slirp", "v2", 4, 7) == matrix.states_for("slirp", "v2", 4, 7)
-    assert matrix.states_for("slirp", "v2", 4, 7) != matrix.states_for("slirp", "v2", 4, 8)
+    assert cell.states_for("slirp", "v2", 4, 7) == cell.states_for("slirp", "v2", 4, 7)
+    assert cell.states_for("slirp", "v2", 4, 7) != cell.states_for("slirp", "v2", 4, 8)
 
 
 def test_waivers_are_a_ratchet() -> None:
@@ -114,13 +114,13 @@ def test_a_corrupt_cell_fails_and_is_shrunk_with_a_replay_command(monkeypatch: p
     )
     patched = {**devices.registry(), "slirp": broken}
     monkeypatch.setattr(devices, "registry", lambda: patched)
-    matrix.states_for.cache_clear()
-    cell = run_cell(CellSpec("slirp", "v3", "v4", "qemufile"), 6, SEED, waived=False, shrink=True)
-    matrix.states_for.cache_clear()
-    assert cell.outcome is Outcome.CORRUPT and cell.failed
-    assert cell.detail.path == "ip_id"
-    assert "--source v3 --destination v4 --pairing 'qemufile'" in cell.detail.replay
-    example = cell.detail.example
+    cell.states_for.cache_clear()
+    result = run_cell(CellSpec("slirp", "v3", "v4", "qemufile"), 6, SEED, waived=False, shrink=True)
+    cell.states_for.cache_clear()
+    assert result.outcome is Outcome.CORRUPT and result.failed
+    assert result.detail.path == "ip_id"
+    assert "--source v3 --destination v4 --pairing 'qemufile'" in result.detail.replay
+    example = result.detail.example
     assert isinstance(example, dict) and example["ip_id"] >= 0x8000  # the shrunk state still shows it
 
 

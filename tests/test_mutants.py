@@ -14,20 +14,21 @@ from typing import Any
 import pytest
 
 from migcompat import devices
-from migcompat.compat import matrix, mutants
-from migcompat.compat.matrix import MatrixConfig
+from migcompat.compat import cell, matrix, mutants
+from migcompat.compat.cell import MatrixConfig
 from migcompat.compat.mutants import MUTANT_TO_REAL, REAL_TO_MUTANT, Mutant
-from migcompat.compat.results import MutantOutcome, MutantResult
+from migcompat.compat.results import MutantResult
 from migcompat.errors import UsageError
 from migcompat.model.projection import project
 from migcompat.model.vmstate import Array, Buffer, Description, Field, FieldRef, FieldType, Scalar, State, Struct
+from migcompat.outcomes import MutantOutcome
 
-SEED = matrix.DEFAULT_SEED
+SEED = cell.DEFAULT_SEED
 NEWEST = {name: device.newest for name, device in devices.registry().items()}
 
 
 def _states(device: str) -> tuple[State, ...]:
-    return matrix.states_for(device, NEWEST[device].name, mutants.DEFAULT_EXAMPLES, SEED)
+    return cell.states_for(device, NEWEST[device].name, mutants.DEFAULT_EXAMPLES, SEED)
 
 
 def _derived(device: str) -> list[Mutant]:
@@ -92,7 +93,7 @@ def test_mutants_reach_every_level(device: str) -> None:
 def test_each_mutant_is_a_valid_description_that_differs_and_reads_its_own_stream(device: str) -> None:
     real = NEWEST[device].description
     states = _states(device)
-    richest = max(states, key=lambda state: len(matrix.encode("qemufile", real, state)))
+    richest = max(states, key=lambda state: len(cell.encode("qemufile", real, state)))
     for mutant in _derived(device):
         assert isinstance(mutant.description, Description)
         assert _shape(mutant.description) != _shape(real), mutant.name
@@ -101,8 +102,8 @@ def test_each_mutant_is_a_valid_description_that_differs_and_reads_its_own_strea
         # (BER on virtio's richest state costs ten seconds over all mutants; the
         # run_all test covers it.)
         for fmt in ("qemufile", "ber") if device == "slirp" else ("qemufile",):
-            encoded = matrix.encode(fmt, mutant.description, own)
-            loaded = matrix.decode(fmt, mutant.description, encoded, mutant.description.version_id)
+            encoded = cell.encode(fmt, mutant.description, own)
+            loaded = cell.decode(fmt, mutant.description, encoded, mutant.description.version_id)
             assert loaded == project(own, mutant.description, mutant.description), (mutant.name, fmt)
 
 
@@ -195,8 +196,8 @@ def test_edge_states_put_the_top_bit_where_valid_states_allow_it() -> None:
 def test_list_struct_writes_the_same_qemufile_bytes_and_ber_detects_the_shape(device: str, name: str) -> None:
     mutant = _all(device)[name]
     for state in _states(device):
-        real_bytes = matrix.encode("qemufile", NEWEST[device].description, state)
-        assert matrix.encode("qemufile", mutant.description, mutant.mutant_state(state)) == real_bytes
+        real_bytes = cell.encode("qemufile", NEWEST[device].description, state)
+        assert cell.encode("qemufile", mutant.description, mutant.mutant_state(state)) == real_bytes
     outcomes = _outcomes(mutant, device)
     for direction in (MUTANT_TO_REAL, REAL_TO_MUTANT):
         assert outcomes[("qemufile", direction)] == "harmless"

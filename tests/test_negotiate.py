@@ -12,13 +12,14 @@ from click.testing import CliRunner
 
 from migcompat import devices
 from migcompat.cli import EXIT_INCOMPATIBLE, EXIT_OK, EXIT_USAGE, cli
-from migcompat.compat import matrix
+from migcompat.compat import cell, matrix
 from migcompat.compat.negotiate import common_protocol, negotiate, release_rows
-from migcompat.compat.results import Cell, Outcome
+from migcompat.compat.results import Cell
 from migcompat.devices import releases
 from migcompat.devices.releases import RELEASES, HypervisorRelease, device_releases
 from migcompat.errors import DescriptionError, UsageError
 from migcompat.model.vmstate import Scalar
+from migcompat.outcomes import Outcome
 
 NEWEST = {name: device.newest.name for name, device in devices.registry().items()}
 OLDEST = {name: device.releases[0].name for name, device in devices.registry().items()}
@@ -149,11 +150,11 @@ def test_releases_are_immutable_and_unknown_names_are_usage_errors() -> None:
 
 
 def test_release_rows_cover_every_pair_and_reuse_the_runs_cells() -> None:
-    config = matrix.MatrixConfig(devices=("slirp",))
+    config = cell.MatrixConfig(devices=("slirp",))
     source, destination = RELEASES[0], RELEASES[-1]
     slirp_pair = (source.devices["slirp"], destination.devices["slirp"])
-    cell = Cell("slirp", *slirp_pair, "qemufile", outcome=Outcome.CORRUPT, expected=Outcome.OK)
-    rows = release_rows(config, [cell])
+    corrupt = Cell("slirp", *slirp_pair, "qemufile", outcome=Outcome.CORRUPT, expected=Outcome.OK)
+    rows = release_rows(config, [corrupt])
     assert [(row.source, row.destination) for row in rows] == [(s.name, d.name) for s in RELEASES for d in RELEASES]
     row = next(row for row in rows if (row.source, row.destination) == (source.name, destination.name))
     assert row.protocol == "qemufile" and row.devices == {"slirp": "corrupt"} and row.worst is Outcome.CORRUPT
@@ -163,7 +164,7 @@ def test_release_rows_cover_every_pair_and_reuse_the_runs_cells() -> None:
 
 
 def test_a_matrix_run_carries_the_release_rows() -> None:
-    config = matrix.MatrixConfig(devices=("slirp",), pairings=("qemufile",), examples=1, shrink=False)
+    config = cell.MatrixConfig(devices=("slirp",), pairings=("qemufile",), examples=1, shrink=False)
     document = matrix.run_matrix(config).to_json()
     assert len(document["releases"]) == len(RELEASES) ** 2
     row = document["releases"][0]

@@ -19,8 +19,10 @@ from types import ModuleType
 import pytest
 
 from migcompat import report
-from migcompat.compat.matrix import MatrixConfig, run_matrix
-from migcompat.compat.results import Cell, Detail, MatrixResults, MutantOutcome, MutantResult, Outcome, ReleaseRow
+from migcompat.compat.cell import MatrixConfig
+from migcompat.compat.matrix import run_matrix
+from migcompat.compat.results import Cell, Detail, MatrixResults, MutantResult, ReleaseRow
+from migcompat.outcomes import MutantOutcome, Outcome
 from migcompat.report import html, json_report, junit, markdown
 
 HOSTILE = '<script>alert("x")</script> & more'

@@ -25,12 +25,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from migcompat.cli import EXIT_INCOMPATIBLE, EXIT_OK, EXIT_USAGE, cli
-from migcompat.compat import matrix
+from migcompat.compat import cell
 from migcompat.compat.classify import classify
-from migcompat.compat.results import Outcome
 from migcompat.errors import UsageError
 from migcompat.model.projection import project
 from migcompat.model.vmstate import Array, Buffer, Description, Field, Scalar, State, Struct, Subsection
+from migcompat.outcomes import Outcome
 from migcompat.qemu import dump as qemu_dump
 from migcompat.schema import diff as schema_diff
 from migcompat.schema import dump as schema_dump
@@ -217,8 +217,8 @@ def _dynamic(case: Case, wire: str) -> Outcome:
     """What really happens when NEW loads what OLD wrote on ``wire``."""
 
     def load() -> State:
-        stream = matrix.encode(wire, case.old, case.state)
-        return matrix.decode(wire, case.new, stream, case.old.version_id)
+        stream = cell.encode(wire, case.old, case.state)
+        return cell.decode(wire, case.new, stream, case.old.version_id)
 
     def expected() -> State:
         state = case.expected(case.state) if case.expected else case.state

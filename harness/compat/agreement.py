@@ -32,11 +32,12 @@ from typing import Any
 
 from migcompat import devices
 from migcompat.compat import mutants
-from migcompat.compat.matrix import PAIRING_PATHS, MatrixConfig, states_for
+from migcompat.compat.cell import PAIRING_PATHS, MatrixConfig, states_for
 from migcompat.compat.mutants import MUTANT_TO_REAL, REAL_TO_MUTANT, Mutant
-from migcompat.compat.results import Agreement, Cell, MatrixResults, MutantOutcome, MutantResult, Outcome
+from migcompat.compat.results import Agreement, Cell, MatrixResults, MutantResult
 from migcompat.model.layout import Layout
 from migcompat.model.vmstate import Array, Description, Field, FieldType, Scalar, State
+from migcompat.outcomes import MutantOutcome, Outcome
 from migcompat.schema.diff import Report, compare
 from migcompat.schema.read import read
 from migcompat.schema.visitor import SCHEMA_FORMAT, description_schema

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from migcompat.compat.results import Outcome
 from migcompat.errors import DecodeError, InvalidState, LoadRefused
 from migcompat.model.projection import first_difference
+from migcompat.outcomes import Outcome
 
 
 @dataclass

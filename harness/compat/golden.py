@@ -17,7 +17,7 @@ demand that the committed corpus is what the code writes today), and
 :func:`gate` judges such a mapping. Only :func:`read_corpus` and
 :func:`write_corpus` touch the file system, for the CLI.
 
-A golden load is classified as :func:`migcompat.compat.matrix.run_example` classifies an
+A golden load is classified as :func:`migcompat.compat.cell.run_example` classifies an
 example, with the stored stream in place of a fresh save: decoded with the
 destination's current description at the stream's stored version, and ``ok``
 only when it equals the stored state projected onto the destination
@@ -36,13 +36,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from migcompat import corpus, devices
+from migcompat.compat.cell import decode, encode
 from migcompat.compat.classify import ExampleResult, StreamChanged, classify
-from migcompat.compat.matrix import decode, encode
-from migcompat.compat.results import Outcome, worst
 from migcompat.devices.base import Device, Release
 from migcompat.devices.releases import WIRE_FORMATS
 from migcompat.errors import UsageError
 from migcompat.model.projection import project
+from migcompat.outcomes import Outcome, worst
 from migcompat.qemu.render import jsonable
 
 README = "README.md"

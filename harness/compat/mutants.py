@@ -10,7 +10,7 @@ mechanically from every real description (DESIGN §7): each :class:`Mutant` is t
 real description with one such change, as a careless next release would ship it.
 The mutant and the real release then exchange states in both directions on each
 wire format, and each (mutant, format, direction) gets one
-:class:`~migcompat.compat.results.MutantOutcome`: ``detected`` (the reader refused with a
+:class:`~migcompat.outcomes.MutantOutcome`: ``detected`` (the reader refused with a
 :class:`~migcompat.errors.DecodeError`), ``harmless`` (it loaded the right state),
 ``corrupt`` (it loaded a wrong one) or ``crash`` (anything else).
 
@@ -27,7 +27,7 @@ Strategy:
   reader lacks is dropped, one the writer lacks takes its default) and projected
   onto the reader with :func:`migcompat.model.projection.project`.
 * States are the release's fixed edge states plus a few drawn by the device's own
-  strategy under the run's seed (:func:`migcompat.compat.matrix.states_for`), mapped into
+  strategy under the run's seed (:func:`migcompat.compat.cell.states_for`), mapped into
   the mutant's shape and then *fitted* to its types (integers wrapped to the
   width, fixed buffers padded or cut). They are not drawn from
   ``migcompat.model.strategies.states(mutant)`` directly: without a device's overrides
@@ -50,11 +50,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from migcompat import devices
-from migcompat.compat import matrix
-from migcompat.compat.results import MutantOutcome, MutantResult
+from migcompat.compat import cell
+from migcompat.compat.cell import MatrixConfig
+from migcompat.compat.results import MutantResult
 from migcompat.devices.base import Device, Release
 from migcompat.errors import DecodeError, DescriptionError, UsageError
 from migcompat.model.projection import first_difference, project
@@ -70,10 +71,8 @@ from migcompat.model.vmstate import (
     Struct,
     Validator,
 )
+from migcompat.outcomes import MutantOutcome
 from migcompat.wire.visitor import INTEGER_KINDS, ListFraming, integer_range
-
-if TYPE_CHECKING:
-    from migcompat.compat.matrix import MatrixConfig
 
 #: The mutant classes, in the order reports list them.
 MUTANT_CLASSES: tuple[str, ...] = (
@@ -873,7 +872,7 @@ def _run_one(
     except Exception as error:  # the writer could not write a state made for it: a harness bug, shown
         return _Case(MutantOutcome.CRASH, f"the writer could not encode: {type(error).__name__}: {error}")
     try:
-        loaded = matrix.decode(fmt, reader, stream, writer.version_id)
+        loaded = cell.decode(fmt, reader, stream, writer.version_id)
     except DecodeError as error:
         return _Case(MutantOutcome.DETECTED, f"{type(error).__name__}: {error}")
     except Exception as error:
@@ -898,7 +897,7 @@ class _Encodings:
     def get(self, fmt: str, index: int) -> Any:
         key = (fmt, index)
         if key not in self._cache:
-            self._cache[key] = matrix.encode(fmt, self.description, self.states[index])
+            self._cache[key] = cell.encode(fmt, self.description, self.states[index])
         return self._cache[key]
 
 
@@ -941,10 +940,10 @@ def run_mutant(
 
     def writes(direction: str, fmt: str, index: int) -> Callable[[], Any]:
         if direction == MUTANT_TO_REAL:
-            return partial(matrix.encode, fmt, mutant.description, mutant_states[index])
+            return partial(cell.encode, fmt, mutant.description, mutant_states[index])
         if index < len(shared.states):
             return partial(shared.get, fmt, index)
-        return partial(matrix.encode, fmt, real, real_states[index])
+        return partial(cell.encode, fmt, real, real_states[index])
 
     results: list[MutantResult] = []
     for direction in directions:
@@ -1004,7 +1003,7 @@ def run_release_part(
     """The mutants of one release whose index is ``part`` modulo ``parts``, with
     their index: worker processes each run one part, and the parts interleave
     back into :func:`run_release`'s order."""
-    states = matrix.states_for(device.name, release.name, examples, seed)
+    states = cell.states_for(device.name, release.name, examples, seed)
     encodings = _Encodings(release.description, states)
     found: list[tuple[int, list[MutantResult]]] = []
     for index, mutant in enumerate(derive(release.description, states=states, per_class=per_class)):

@@ -11,7 +11,7 @@ Strategy: the protocol is the first format in the *source's* preference order
 that the destination also speaks (the sender picks; the receiver only has to
 understand), or ``None`` when they share none -- then nothing can be sent and
 no device is tried. A device's outcome is the worst over its fixed example
-states, each run through :func:`migcompat.compat.matrix.run_example`, so negotiation uses
+states, each run through :func:`migcompat.compat.cell.run_example`, so negotiation uses
 exactly the matrix's classification. :func:`release_rows` reuses a matrix cell
 when the run already has it (its examples include the fixed states) and runs
 the fixed states otherwise.
@@ -26,12 +26,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from migcompat.compat.matrix import CellSpec, MatrixConfig, run_example
-from migcompat.compat.results import Cell, Outcome, ReleaseRow, worst
+from migcompat.compat.cell import CellSpec, MatrixConfig, run_example
+from migcompat.compat.results import Cell, ReleaseRow
 from migcompat.devices import releases
 from migcompat.devices.base import Device, Release
 from migcompat.devices.releases import HypervisorRelease, device_releases
 from migcompat.errors import DescriptionError
+from migcompat.outcomes import Outcome, worst
 
 
 @dataclass(frozen=True)

@@ -35,11 +35,8 @@ Strategy:
 
 from __future__ import annotations
 
-import gc
 import json
 import platform
-import statistics
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -50,7 +47,11 @@ from migcompat.codec.compiled import Format, compile_codec
 from migcompat.errors import UsageError
 from migcompat.model import vmstate
 from migcompat.model.vmstate import Description, State
+from migcompat.perf import memory as memory_module
+from migcompat.perf import scaling as scaling_module
+from migcompat.perf.timing import FULL_BUDGET_S, FULL_ROUNDS, QUICK_BUDGET_S, QUICK_ROUNDS, measure
 from migcompat.perf.workloads import CONFIG_SIZE, TARGET_WORKLOADS, VIRTIO, WORKLOADS, Workload, make_virtio_state
+from migcompat.report import svgplot
 from migcompat.wire.dict import DictInputVisitor, DictOutputVisitor
 
 #: Version of the JSON report's layout; bump when a key changes meaning.
@@ -186,61 +187,6 @@ def check_codecs(codecs: Mapping[str, Codec], state: State) -> dict[str, Any]:
 
 
 # -- timing -----------------------------------------------------------------
-
-#: Seconds spent on one measurement (all its rounds) in a full run; ~0.2 s keeps
-#: timer noise far below 1% while the whole benchmark stays under a minute.
-FULL_BUDGET_S = 0.2
-#: Rounds per measurement in a full run; the median of 5 shrugs off one outlier.
-FULL_ROUNDS = 5
-#: Quick runs (tests, smoke checks) only show that everything runs.
-QUICK_BUDGET_S = 0.02
-QUICK_ROUNDS = 3
-
-
-@dataclass(frozen=True)
-class Timing:
-    """Median seconds per call and how they were obtained."""
-
-    seconds: float
-    iterations: int
-    rounds: int
-
-
-def measure(call: Callable[[], object], *, budget_s: float, rounds: int) -> Timing:
-    """Time ``call``: warm up while calibrating, then ``rounds`` rounds; median.
-
-    The iteration count is chosen so that one round takes ``budget_s / rounds``
-    seconds (at least one call per round, so a very slow call takes longer).
-    """
-    if budget_s <= 0 or rounds < 1:
-        raise ValueError("budget_s must be positive and rounds at least 1")
-    per_round = budget_s / rounds
-    clock = time.perf_counter
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        call()  # warm-up: caches, lazily built tables
-        iterations = 1
-        while True:
-            start = clock()
-            for _ in range(iterations):
-                call()
-            elapsed = clock() - start
-            if elapsed >= per_round / 4:
-                break
-            iterations *= 2
-        iterations = max(1, round(iterations * per_round / elapsed))
-        samples = []
-        for _ in range(rounds):
-            start = clock()
-            for _ in range(iterations):
-                call()
-            samples.append((clock() - start) / iterations)
-    finally:
-        if enabled:
-            gc.enable()
-    return Timing(statistics.median(samples), iterations, rounds)
-
 
 # -- results ----------------------------------------------------------------
 
@@ -486,15 +432,10 @@ def main(
     report = to_json(results)
     text = render_text(results)
     if memory:
-        from migcompat.perf import memory as memory_module
-
         figures = memory_module.measure_all()
         report["memory"] = [figure.to_json() for figure in figures]
         text += "\n" + memory_module.render_text(figures)
     if scaling:
-        from migcompat.perf import scaling as scaling_module
-        from migcompat.report import svgplot
-
         series = scaling_module.run(quick=quick)
         report["scaling"] = [s.to_json() for s in series]
         text += "\n" + scaling_module.render_text(series)

@@ -18,7 +18,7 @@ from functools import partial
 from typing import Any
 
 from migcompat.codec.compiled import FORMATS, Format, compile_codec
-from migcompat.perf.bench import QUICK_BUDGET_S, QUICK_ROUNDS, measure
+from migcompat.perf.timing import QUICK_BUDGET_S, QUICK_ROUNDS, duration, measure
 from migcompat.perf.workloads import sized
 
 #: Queue counts: from a small device to four times QEMU's VIRTIO_QUEUE_MAX.
@@ -54,6 +54,12 @@ class Series:
         residual = sum((y - (slope * x + intercept)) ** 2 for x, y in zip(self.xs, self.seconds, strict=True))
         return slope, intercept, 1.0 - residual / total if total else 1.0
 
+    @property
+    def label(self) -> str:
+        """The legend of the series' line: its name, slope and R²."""
+        slope, _, r2 = self.fit
+        return f"{self.name}: {duration(slope)}/{self.unit}, R² {r2:.3f}"
+
     def to_json(self) -> dict[str, Any]:
         slope, intercept, r2 = self.fit
         return {
@@ -82,14 +88,14 @@ def codec_series(kind: str, counts: Sequence[int], fmt: Format, op: str, budget_
 
 def matrix_series(counts: Sequence[int], jobs: int, device: str | None = None) -> Series:
     """Wall seconds of the default matrix (cells, mutants, negotiation) at each ``--examples``."""
-    from migcompat.compat import matrix
+    from migcompat.compat import cell, matrix
 
-    def config(examples: int) -> matrix.MatrixConfig:
-        return matrix.MatrixConfig(
+    def config(examples: int) -> cell.MatrixConfig:
+        return cell.MatrixConfig(
             devices=(device,) if device else (),
-            pairings=tuple(matrix.PAIRING_PATHS),
+            pairings=tuple(cell.PAIRING_PATHS),
             examples=examples,
-            seed=matrix.DEFAULT_SEED,
+            seed=cell.DEFAULT_SEED,
             jobs=jobs,
             shrink=True,
         )
@@ -121,14 +127,6 @@ def run(quick: bool = False, with_matrix: bool = True, jobs: int = 1) -> list[Se
     return series
 
 
-def duration(seconds: float) -> str:
-    """A duration in the unit that reads best: ns, µs, ms or s."""
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if abs(seconds) >= scale:
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds / 1e-9:.3g} ns"
-
-
 def render_text(series: Sequence[Series]) -> str:
     lines = ["scaling (least-squares line through the points; R² = 1 is a perfect line)"]
     for s in series:
@@ -141,4 +139,4 @@ def render_text(series: Sequence[Series]) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["Series", "codec_series", "duration", "matrix_series", "render_text", "run"]
+__all__ = ["Series", "codec_series", "matrix_series", "render_text", "run"]

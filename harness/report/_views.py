@@ -14,7 +14,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from migcompat.compat.results import Agreement, Cell, MatrixResults, MutantOutcome, MutantResult, Outcome, ReleaseRow
+from migcompat.compat.results import Agreement, Cell, MatrixResults, MutantResult, ReleaseRow
+from migcompat.outcomes import MutantOutcome, Outcome
 
 #: Outcomes from best to worst: the order of every legend and totals row.
 OUTCOMES: tuple[Outcome, ...] = tuple(sorted(Outcome, key=lambda outcome: outcome.severity))

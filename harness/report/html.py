@@ -21,7 +21,8 @@ import html
 from collections.abc import Iterator
 from typing import TextIO
 
-from migcompat.compat.results import Cell, MatrixResults, MutantOutcome
+from migcompat.compat.results import Cell, MatrixResults
+from migcompat.outcomes import MutantOutcome
 from migcompat.report._views import (
     MEANINGS,
     MUTANT_OUTCOMES,

@@ -21,7 +21,8 @@ import re
 import xml.etree.ElementTree as ET
 from typing import TextIO
 
-from migcompat.compat.results import Cell, MatrixResults, Outcome
+from migcompat.compat.results import Cell, MatrixResults
+from migcompat.outcomes import Outcome
 from migcompat.report._views import detail_text, grids, verdict
 
 #: Characters outside XML 1.0's Char production.

@@ -10,15 +10,33 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from html import escape
+from typing import Protocol
 
-from migcompat.perf.scaling import Series, duration
+
+class Line(Protocol):
+    """What a chart draws of one series: points, a fitted line and a legend."""
+
+    @property
+    def unit(self) -> str: ...
+    @property
+    def xs(self) -> tuple[int, ...]: ...
+    @property
+    def seconds(self) -> tuple[float, ...]: ...
+    @property
+    def fit(self) -> tuple[float, float, float]:
+        """(slope in seconds per unit, intercept in seconds, R²)."""
+        ...
+
+    @property
+    def label(self) -> str: ...
+
 
 WIDTH, HEIGHT = 460, 280
 LEFT, RIGHT, TOP, BOTTOM = 64, 16, 30, 44
 COLORS = ("#1b6ca8", "#c0392b", "#27ae60", "#8e44ad", "#d68910", "#2c3e50")
 
 
-def _chart(title: str, unit: str, series: Sequence[Series], x0: int) -> str:
+def _chart(title: str, unit: str, series: Sequence[Line], x0: int) -> str:
     xs = [x for s in series for x in s.xs]
     ys = [seconds * 1e3 for s in series for seconds in s.seconds]
     x_max, y_max = max(xs) or 1, (max(ys) or 1.0) * 1.1
@@ -48,7 +66,7 @@ def _chart(title: str, unit: str, series: Sequence[Series], x0: int) -> str:
         )
     for index, s in enumerate(series):
         color = COLORS[index % len(COLORS)]
-        slope, intercept, r2 = s.fit
+        slope, intercept, _ = s.fit
         end = (slope * x_max + intercept) * 1e3
         parts.append(
             f'<line x1="{px(0)}" y1="{py(intercept * 1e3)}" x2="{px(x_max)}" y2="{py(end)}" '
@@ -56,12 +74,11 @@ def _chart(title: str, unit: str, series: Sequence[Series], x0: int) -> str:
         )
         for x, seconds in zip(s.xs, s.seconds, strict=True):
             parts.append(f'<circle cx="{px(x)}" cy="{py(seconds * 1e3)}" r="3" fill="{color}"/>')
-        label = f"{s.name}: {duration(slope)}/{s.unit}, R² {r2:.3f}"
-        parts.append(f'<text x="{x0 + LEFT + 8}" y="{TOP + 14 + 14 * index}" fill="{color}">{escape(label)}</text>')
+        parts.append(f'<text x="{x0 + LEFT + 8}" y="{TOP + 14 + 14 * index}" fill="{color}">{escape(s.label)}</text>')
     return "\n".join(parts)
 
 
-def render(series: Sequence[Series]) -> str:
+def render(series: Sequence[Line]) -> str:
     """An SVG with one chart per unit, side by side."""
     units = list(dict.fromkeys(s.unit for s in series))
     charts = [
@@ -76,4 +93,4 @@ def render(series: Sequence[Series]) -> str:
     )
 
 
-__all__ = ["render"]
+__all__ = ["Line", "render"]

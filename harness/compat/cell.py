@@ -1,0 +1,251 @@
+"""One cell of the compatibility matrix: its spec, the run's configuration, one example, one cell.
+
+Why a module of its own: the matrix, the mutation matrix, negotiation, the
+agreement check and the golden gate all run examples the same way (save at the
+source, carry through a pairing, load at the destination, classify); they reach
+this module from below instead of importing the matrix that orchestrates them.
+
+For each example the outcome (:class:`~migcompat.outcomes.Outcome`) is ``ok``
+when the loaded state equals the source state projected onto the destination
+(:mod:`migcompat.model.projection`, computed from descriptions alone),
+``refused`` for a clean :class:`~migcompat.errors.LoadRefused`, ``detected``
+for any other :class:`~migcompat.errors.DecodeError`, ``corrupt`` when it
+loaded wrong, and ``crash`` for anything else. A conversion pairing ``a>b>a``
+saves in ``a``, converts through ``b`` and back with the source's description
+(the bytes must come back identical) and loads the result. States are drawn
+once per (device, source release) from the device's hypothesis strategy under a
+fixed seed, so a run is reproducible and every cell of a row sees the same
+states; the worst outcome over the examples is the cell's, and for a failing
+cell hypothesis shrinks a state that still shows it.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+from functools import cache
+from itertools import pairwise
+from typing import Any
+
+from hypothesis import HealthCheck, Phase, find, given, seed, settings
+from hypothesis.errors import HypothesisWarning, NoSuchExample, Unsatisfiable
+
+from migcompat import devices
+from migcompat.compat.classify import ExampleResult, StreamChanged, classify
+from migcompat.compat.results import Cell, Detail
+from migcompat.devices.base import Device, Release
+from migcompat.model import vmstate
+from migcompat.model.projection import project
+from migcompat.model.vmstate import Description, State
+from migcompat.outcomes import Outcome, worst
+from migcompat.qemu.render import jsonable
+from migcompat.wire import PAIRINGS
+
+#: Pairing name -> the formats a stream passes through.
+PAIRING_PATHS: dict[str, tuple[str, ...]] = {
+    "dict": ("dict",),
+    "qemufile": ("qemufile",),
+    "ber": ("ber",),
+    "qemufile>ber>qemufile": ("qemufile", "ber", "qemufile"),
+    "ber>qemufile>ber": ("ber", "qemufile", "ber"),
+}
+DEFAULT_EXAMPLES = 10
+DEFAULT_SEED = 20111
+#: A cell that takes longer than this has hung: it is a crash.
+CELL_TIMEOUT_SECONDS = 120
+SHRINK_EXAMPLES = 200
+
+
+@dataclass(frozen=True)
+class MatrixConfig:
+    devices: tuple[str, ...] = ()
+    pairings: tuple[str, ...] = tuple(PAIRING_PATHS)
+    sources: tuple[str, ...] = ()
+    destinations: tuple[str, ...] = ()
+    examples: int = DEFAULT_EXAMPLES
+    seed: int = DEFAULT_SEED
+    jobs: int = 1
+    waivers: frozenset[str] = frozenset()
+    shrink: bool = True
+    #: Also run the mutation matrix (:mod:`migcompat.compat.mutants`) on the selected devices.
+    mutants: bool = True
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    device: str
+    source: str
+    destination: str
+    pairing: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.device}/{self.source}->{self.destination}/{self.pairing}"
+
+
+# -- one example ------------------------------------------------------------
+
+
+def encode(fmt: str, description: Description, state: State) -> Any:
+    return vmstate.encode(PAIRINGS[fmt].make_output(), description, state)
+
+
+def decode(fmt: str, description: Description, encoded: Any, version: int) -> State:
+    pairing = PAIRINGS[fmt]
+    visitor = pairing.make_input(encoded)
+    loaded = vmstate.load(visitor, description, version)
+    if pairing.is_bytes:
+        visitor.finish()  # type: ignore[attr-defined]
+    return loaded
+
+
+def run_example(source: Release, destination: Release, pairing: str, state: State) -> ExampleResult:
+    """Save ``state`` at ``source``, carry it through ``pairing``, load it at ``destination``."""
+    path = PAIRING_PATHS[pairing]
+    first = path[0]
+
+    def load() -> State:
+        encoded = encode(first, source.description, state)
+        if len(path) > 1 and _convert(encoded, path, source.description) != encoded:
+            raise StreamChanged(f"converting through {'>'.join(path)} changed the stream")
+        return decode(first, destination.description, encoded, source.version_id)
+
+    return classify(
+        load,
+        lambda: project(state, source.description, destination.description),
+        "loaded without error, but the state differs from the source's",
+    )
+
+
+def _convert(encoded: Any, path: tuple[str, ...], description: Description) -> Any:
+    """Carry a stream through the formats of ``path`` using one description."""
+    current = encoded
+    version = description.version_id
+    for here, there in pairwise(path):
+        current = encode(there, description, decode(here, description, current, version))
+    return current
+
+
+# -- states -----------------------------------------------------------------
+
+
+@cache
+def states_for(device_name: str, release_name: str, examples: int, seed_value: int) -> tuple[State, ...]:
+    """The release's fixed edge states, then ``examples`` drawn ones -- the same
+    ones for a given seed."""
+    device = devices.get(device_name)
+    release = device.release(release_name)
+    drawn: list[State] = []
+
+    @settings(
+        max_examples=examples,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @seed(seed_value)
+    @given(device.strategy(release))
+    def collect(state: State) -> None:
+        if len(drawn) < examples:
+            drawn.append(state)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HypothesisWarning)
+        collect()
+    return (*device.fixed_states(release), *drawn)
+
+
+def _shrink(device: Device, spec: CellSpec, outcome: Outcome, seed_value: int) -> State | None:
+    source, destination = device.release(spec.source), device.release(spec.destination)
+
+    def shows(state: State) -> bool:
+        return run_example(source, destination, spec.pairing, state).outcome is outcome
+
+    try:
+        shrunk: State = find(
+            device.strategy(source),
+            shows,
+            settings=settings(
+                max_examples=SHRINK_EXAMPLES, database=None, deadline=None, suppress_health_check=list(HealthCheck)
+            ),
+        )
+    except (NoSuchExample, Unsatisfiable):
+        return None
+    return shrunk
+
+
+# -- one cell ---------------------------------------------------------------
+
+
+class _CellTimeout(Exception):
+    pass
+
+
+def _alarm(signum: int, frame: object) -> None:
+    raise _CellTimeout
+
+
+def replay_command(spec: CellSpec, examples: int, seed_value: int) -> str:
+    return (
+        f"migcompat matrix --device {spec.device} --source {spec.source} --destination {spec.destination} "
+        f"--pairing '{spec.pairing}' --examples {examples} --seed {seed_value}"
+    )
+
+
+def run_cell(spec: CellSpec, examples: int, seed_value: int, waived: bool, shrink: bool) -> Cell:
+    device = devices.get(spec.device)
+    source, destination = device.release(spec.source), device.release(spec.destination)
+    expected = device.expectation(source, destination, spec.pairing)
+    started = time.perf_counter()
+    results: list[ExampleResult] = []
+    first_of: dict[Outcome, tuple[int, ExampleResult]] = {}
+    use_alarm = hasattr(signal, "SIGALRM")
+    previous = signal.signal(signal.SIGALRM, _alarm) if use_alarm else None
+    if use_alarm:
+        signal.alarm(CELL_TIMEOUT_SECONDS)
+    try:
+        for index, state in enumerate(states_for(spec.device, spec.source, examples, seed_value)):
+            result = run_example(source, destination, spec.pairing, state)
+            results.append(result)
+            first_of.setdefault(result.outcome, (index, result))
+    except _CellTimeout:
+        results.append(ExampleResult(Outcome.CRASH, f"cell did not finish in {CELL_TIMEOUT_SECONDS} s (hang)"))
+        first_of.setdefault(Outcome.CRASH, (len(results) - 1, results[-1]))
+    finally:
+        if use_alarm:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, previous)
+    outcome = worst([result.outcome for result in results])
+    index, shown = first_of.get(outcome, (0, ExampleResult(outcome)))
+    detail = Detail(
+        message=shown.message,
+        path=shown.path,
+        offset=shown.offset,
+        seed=seed_value,
+        replay=replay_command(spec, examples, seed_value),
+    )
+    if outcome is not expected or outcome in (Outcome.CORRUPT, Outcome.CRASH):
+        states = states_for(spec.device, spec.source, examples, seed_value)
+        example = _shrink(device, spec, outcome, seed_value) if shrink and outcome is not Outcome.CRASH else None
+        detail.example = jsonable(example if example is not None else states[index] if states else None)
+    return Cell(
+        device=spec.device,
+        source=spec.source,
+        destination=spec.destination,
+        pairing=spec.pairing,
+        outcome=outcome,
+        expected=expected,
+        detail=detail,
+        examples=len(results),
+        counts=dict(Counter(result.outcome.value for result in results)),
+        waived=waived,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def run_cell_packed(arguments: tuple[CellSpec, int, int, bool, bool]) -> Cell:
+    return run_cell(*arguments)
