@@ -15,6 +15,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -555,6 +556,115 @@ def diff(old: str, new: str, fmt: str, direction: str, wire: str) -> None:
     else:
         click.echo(schema_report.text(report, old, new, wires))
     sys.exit(EXIT_OK if report.compatible(wires) else EXIT_INCOMPATIBLE)
+
+
+# -- real QEMU ------------------------------------------------------------------
+
+
+@cli.group("qemu")
+def qemu_group() -> None:
+    """Run a real qemu-system-x86_64: capture a stream, load one, dump its VMState descriptions.
+
+    Needs qemu-system-x86_64 on PATH (Debian: apt-get install qemu-system-x86).
+    """
+
+
+def _peer_config(name: str) -> Any:
+    from migcompat.qemu import peer
+
+    if name not in peer.CONFIGS:
+        _fail(f"unknown machine config {name!r} (known: {', '.join(peer.CONFIGS)})")
+    return peer.CONFIGS[name]
+
+
+def _peer_call(call: Callable[[], Any]) -> Any:
+    """Run one peer operation; QEMU's failures (not found, hung, exited) are usage/input errors."""
+    try:
+        return call()
+    except MigcompatError as error:
+        _fail(" | ".join(str(error).splitlines()))
+    except OSError as error:
+        _fail(f"{error.filename or 'qemu'}: {error.strerror}")
+    raise AssertionError("unreachable: _fail exits")
+
+
+_TIMEOUT = click.option(
+    "--timeout",
+    type=click.FloatRange(min=1.0, max=3600.0),
+    default=30.0,
+    show_default=True,
+    help="Seconds QEMU gets before it is considered hung and killed.",
+)
+
+
+@qemu_group.command("configs")
+@click.option("--json", "as_json", is_flag=True, help="Print the configs as JSON.")
+def qemu_configs(as_json: bool) -> None:
+    """List the named machine configs capture and load start QEMU with."""
+    from migcompat.qemu import peer
+
+    configs = {name: [*peer.BASE_ARGS, *config.args] for name, config in peer.CONFIGS.items()}
+    if as_json:
+        click.echo(json.dumps(configs, indent=2))
+        return
+    for name, args in configs.items():
+        click.echo(f"{name:<20} qemu-system-x86_64 {' '.join(args)}")
+    if any(peer.IMAGE_TOKEN in arg for args in configs.values() for arg in args):
+        click.echo(f"({peer.IMAGE_TOKEN}: a fresh raw image of {peer.IMAGE_SIZE} zero bytes, removed afterwards)")
+
+
+@qemu_group.command("capture")
+@click.argument("config")
+@click.argument("out", type=click.Path(dir_okay=False, writable=True))
+@_TIMEOUT
+def qemu_capture(config: str, out: str, timeout: float) -> None:
+    """Save the migration stream of a paused VM started with CONFIG to OUT.
+
+    OUT is written only once QEMU reports the migration completed.
+    """
+    from migcompat.qemu import peer
+
+    machine = _peer_config(config)
+    _peer_call(lambda: peer.capture(machine, Path(out), timeout=timeout))
+    click.echo(f"wrote {Path(out).stat().st_size} bytes ({config}) to {out}")
+
+
+@qemu_group.command("load")
+@click.argument("config")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@_TIMEOUT
+def qemu_load(config: str, file: str, timeout: float) -> None:
+    """Ask a fresh QEMU started with CONFIG whether it accepts the stream FILE.
+
+    Exit 0 when QEMU accepts it, 1 when QEMU rejects it (its message is printed).
+    """
+    from migcompat.qemu import peer
+
+    machine = _peer_config(config)
+    result = _peer_call(lambda: peer.load(machine, Path(file), timeout=timeout))
+    if result.accepted:
+        click.echo(f"accepted: {file} ({config})")
+        sys.exit(EXIT_OK)
+    click.echo(f"rejected: {file} ({config}): {' | '.join(result.message.splitlines())}")
+    sys.exit(EXIT_INCOMPATIBLE)
+
+
+@qemu_group.command("dump-vmstate")
+@click.argument("out", type=click.Path(dir_okay=False, writable=True))
+@click.option("--machine", default="pc", show_default=True, help="Machine type QEMU is started with.")
+def qemu_dump_vmstate(out: str, machine: str) -> None:
+    """Write QEMU's JSON description of every device class (-dump-vmstate) to OUT."""
+    from migcompat.qemu import peer
+
+    with tempfile.TemporaryDirectory(prefix="migcompat-dump-") as scratch:
+        written = Path(scratch) / "vmstate.json"
+        _peer_call(lambda: peer.dump_vmstate(written, machine))
+        data = written.read_bytes()
+    try:
+        _write_atomically(out, data)
+    except OSError as error:
+        _fail(f"cannot write {out}: {error.strerror}")
+    click.echo(f"wrote {len(data)} bytes (-dump-vmstate, machine {machine}) to {out}")
 
 
 def main() -> None:

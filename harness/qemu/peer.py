@@ -16,22 +16,21 @@ none. QMP is spoken over a unix socket as JSON lines by a client a few dozen lin
 long. Every QEMU process started here is ended, and every temporary directory
 removed, whatever happens.
 
-Command line::
+Command line (:mod:`migcompat.cli`)::
 
-    python -m migcompat.qemu.peer capture pc-virtio-net out.bin
-    python -m migcompat.qemu.peer load pc-virtio-net out.bin
-    python -m migcompat.qemu.peer dump-vmstate vmstate-pc.json
+    migcompat qemu configs
+    migcompat qemu capture pc-virtio-net out.bin
+    migcompat qemu load pc-virtio-net out.bin
+    migcompat qemu dump-vmstate vmstate-pc.json
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -52,7 +51,6 @@ __all__ = [
     "dump_vmstate",
     "find_qemu",
     "load",
-    "main",
 ]
 
 #: Name of the binary looked up on ``PATH``.
@@ -407,47 +405,3 @@ def dump_vmstate(out_path: Path, machine: str = "pc") -> None:
     if done.returncode != 0:
         detail = done.stderr.decode(errors="replace").strip()
         raise QemuPeerError(f"-dump-vmstate failed ({done.returncode}): {detail}")
-
-
-def _config(name: str) -> MachineConfig:
-    try:
-        return CONFIGS[name]
-    except KeyError:
-        raise QemuPeerError(f"unknown config {name!r}; known: {', '.join(sorted(CONFIGS))}") from None
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line; returns the exit status (0 ok, 1 stream rejected, 2 error)."""
-    parser = argparse.ArgumentParser(prog="python -m migcompat.qemu.peer", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    capture_cmd = commands.add_parser("capture", help="save a paused VM's migration stream")
-    capture_cmd.add_argument("config", help=f"one of: {', '.join(CONFIGS)}")
-    capture_cmd.add_argument("out", type=Path)
-    load_cmd = commands.add_parser("load", help="ask QEMU whether it accepts a stream")
-    load_cmd.add_argument("config", help=f"one of: {', '.join(CONFIGS)}")
-    load_cmd.add_argument("file", type=Path)
-    dump_cmd = commands.add_parser("dump-vmstate", help="write QEMU's -dump-vmstate JSON")
-    dump_cmd.add_argument("out", type=Path)
-    dump_cmd.add_argument("--machine", default="pc")
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "capture":
-            capture(_config(args.config), args.out)
-            print(f"{args.out}: {args.out.stat().st_size} bytes")
-        elif args.command == "load":
-            result = load(_config(args.config), args.file)
-            if not result.accepted:
-                print(f"rejected: {' | '.join(result.message.splitlines())}")
-                return 1
-            print("accepted")
-        else:
-            dump_vmstate(args.out, args.machine)
-            print(f"{args.out}: {args.out.stat().st_size} bytes")
-    except (MigcompatError, OSError) as exc:
-        print(f"error: {' | '.join(str(exc).splitlines())}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
