@@ -15,12 +15,13 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import click
 
+from migcompat.devices.streams import convert_stream, inspect_stream
 from migcompat.errors import MigcompatError
-from migcompat.qemu import render, stream
+from migcompat.qemu import render
 
 EXIT_OK = 0
 EXIT_INCOMPATIBLE = 1
@@ -38,12 +39,6 @@ def _read(path: str) -> bytes:
     except OSError as error:
         _fail(f"cannot read {path}: {error.strerror}")
         raise AssertionError from None  # unreachable: _fail exits
-
-
-def _resolver() -> stream.Resolver:
-    from migcompat.devices import resolve_section
-
-    return resolve_section
 
 
 def _umask() -> int:
@@ -85,7 +80,7 @@ def inspect(file: str, fmt: str, as_json: bool) -> None:
     """Decode a migration stream and show its sections and device fields."""
     data = _read(file)
     try:
-        fmt, decoded = stream.parse(data, _resolver(), fmt)
+        fmt, decoded = inspect_stream(data, cast(Literal["auto", "qemu", "ber"], fmt))
     except MigcompatError as error:
         _fail(f"{file}: {error}")
         return
@@ -102,10 +97,8 @@ def inspect(file: str, fmt: str, as_json: bool) -> None:
 def convert(source: str, target: str, to: str) -> None:
     """Convert a whole stream between QEMU's format and BER."""
     data = _read(source)
-    resolve = _resolver()
     try:
-        _, decoded = stream.parse(data, resolve)
-        out = stream.encode_qemu(decoded, resolve) if to == "qemu" else stream.encode_ber(decoded, resolve)
+        out = convert_stream(data, cast(Literal["qemu", "ber"], to))
     except MigcompatError as error:
         _fail(f"{source}: {error}")
         return

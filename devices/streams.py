@@ -1,0 +1,38 @@
+"""Whole migration streams decoded and converted with every device this package models.
+
+Why here: the stream framing (:mod:`migcompat.qemu.stream`) knows sections, not
+devices; it asks a resolver which codec decodes a section. The registry of this
+package is that resolver, so reading a stream "with everything migcompat knows"
+is the registry's job, shared by ``migcompat inspect``, ``migcompat convert``
+and the public API.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from migcompat.devices import resolve_section
+from migcompat.qemu import stream
+from migcompat.qemu.stream import MigrationStream
+
+
+def inspect_stream(data: bytes, fmt: Literal["auto", "qemu", "ber"] = "auto") -> tuple[str, MigrationStream]:
+    """Decode a whole stream (QEMU's format or BER; ``auto`` tells them apart by the first bytes).
+
+    Returns the format read and the stream: every record, and each section a
+    device model here decodes as that device's state. Raises a
+    :class:`~migcompat.errors.DecodeError` naming the field path and byte offset
+    of the first thing that is wrong.
+    """
+    return stream.parse(data, resolve_section, fmt)
+
+
+def convert_stream(data: bytes, to: Literal["qemu", "ber"]) -> bytes:
+    """Re-encode a whole stream in ``to``; qemu -> ber -> qemu gives back the original bytes."""
+    _, decoded = inspect_stream(data)
+    if to == "qemu":
+        return stream.encode_qemu(decoded, resolve_section)
+    return stream.encode_ber(decoded, resolve_section)
+
+
+__all__ = ["convert_stream", "inspect_stream"]
