@@ -213,3 +213,11 @@ def test_the_console_script_of_the_installed_package_works(fresh_venv: tuple[Pat
     assert "slirp" in inspected.stdout and "virtio" in inspected.stdout
     bad = _in_venv(env_dir, script, "inspect", str(tmp_path / "absent.bin"), cwd=tmp_path)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_the_readmes_python_example_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (REPO / "README.md").read_text()
+    example = readme.split("### From Python", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(REPO)
+    exec(compile(example, "README.md", "exec"), {})
+    assert "'ok':" in capsys.readouterr().out
