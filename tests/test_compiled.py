@@ -304,12 +304,18 @@ def test_a_value_that_does_not_fit_is_the_generic_encode_error() -> None:
 
 
 def _captured_sections() -> list[tuple[str, Description, int, State]]:
-    """(label, description, stream version, state) of every modelled section of the captures."""
+    """(label, description, stream version, state) of every decoded section of the captures:
+    those of our device models and those described by the stream's vmdesc."""
     sections = []
     for path in sorted(CORPUS.glob("*.bin")):
         parsed = stream.parse_qemu(path.read_bytes(), devices.resolve_section)
+        described = stream.VmdescDescriptions.of_json(parsed.vmdesc)
         for record in parsed.records:
             if record.state is None:
+                continue
+            if record.decoded_by == "vmdesc":
+                label = f"{path.stem}:{record.idstr}:{record.instance_id}"
+                sections.append((label, described.description(record), record.version_id, record.state))
                 continue
             codec = devices.resolve_section(record.idstr, record.version_id)
             assert codec is not None

@@ -35,8 +35,8 @@ from migcompat.wire.ber import CONSTRUCTED, encode_length
 SEED = 20111
 #: The committed captures the stream seeds are cut from, relative to the corpora directory.
 CAPTURES = ("qemu-7.2/pc-virtio-net.bin", "qemu-7.2/microvm-virtio-net.bin", "qemu-7.2/pc-virtio-blk.bin")
-#: Opaque sections kept in a trimmed capture (small ones, sized by the vmdesc trailer).
-_KEPT_OPAQUE = ("timer", "cpu_common", "globalstate")
+#: Sections QEMU describes in the vmdesc kept in a trimmed capture (small ones), with their vmdesc entries.
+_KEPT_SECTIONS = ("timer", "cpu_common", "globalstate")
 
 
 def _encode(fmt: str, description: vmstate.Description, state: Mapping[str, Any]) -> bytes:
@@ -185,8 +185,9 @@ _LARGE_SUBSECTIONS = ("virtio/virtqueues", "virtio/ringsize", "virtio/extra_stat
 
 
 def _trimmed(capture: bytes, *, keep_opaque: bool) -> stream.MigrationStream:
-    """A capture with RAM pages, most opaque sections and the large virtio
-    subsections dropped, its vmdesc cut to match."""
+    """A capture with RAM pages, the large virtio subsections and all sections
+    but those of our device models dropped (``keep_opaque``: and a few small
+    sections QEMU describes in the vmdesc, which is cut to match)."""
     from migcompat.devices import resolve_section
 
     parsed = stream.parse_qemu(capture, resolve_section)
@@ -197,8 +198,8 @@ def _trimmed(capture: bytes, *, keep_opaque: bool) -> stream.MigrationStream:
     kept = [
         record
         for record in parsed.records
-        if record.state is not None
-        or (keep_opaque and record.idstr in _KEPT_OPAQUE)
+        if record.decoded_by == "model"
+        or (keep_opaque and record.idstr in _KEPT_SECTIONS)
         or (keep_opaque and record.idstr == "ram" and record.kind != stream.SECTION_PART)
     ]
     vmdesc = None

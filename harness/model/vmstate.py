@@ -42,8 +42,12 @@ State = dict[str, Any]
 #: A post-load check: yields (field, problem) for each impossible value.
 Validator = Callable[[Mapping[str, Any]], Iterable[tuple[str, str]]]
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
-_SUBSECTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-/]*$")
+#: Printable ASCII, not starting with a space: QEMU's own names include
+#: ``config[0]``, ``env.regs`` and ``pit channel``. A field name has no ``/``,
+#: which separates the members of a path; a description name may (subsections
+#: are named ``device/part``).
+_NAME = re.compile(r"^[!-.0-~][ -.0-~]*$")
+_SUBSECTION_NAME = re.compile(r"^[!-~][ -~]*$")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Plain-text and JSON views of decoded streams, for ``migcompat inspect``.
 
-Why: a person debugging a migration wants to see each section and, for devices
-migcompat models, each field by name; a script wants the same as JSON. Both views
+Why: a person debugging a migration wants to see each section and each field
+by name (from a device model of ours, or from the description QEMU wrote in
+the stream's vmdesc trailer); a script wants the same as JSON. Both views
 are built from the one :class:`~migcompat.qemu.stream.MigrationStream` model.
 """
 
@@ -38,6 +39,7 @@ def stream_json(fmt: str, stream: MigrationStream, size: int) -> dict[str, Any]:
                 "instance_id": record.instance_id,
                 "version_id": record.version_id,
                 "device": record.device,
+                "decoded_by": record.decoded_by,
                 "opaque_bytes": len(record.raw) if record.state is None else None,
                 "state": jsonable(record.state) if record.state is not None else None,
             }
@@ -93,7 +95,8 @@ def stream_text(fmt: str, stream: MigrationStream, size: int) -> str:
         if record.state is None:
             lines.append(f"{head}: opaque, {len(record.raw)} bytes")
         else:
-            lines.append(f"{head}: {record.device}")
+            source = record.device if record.decoded_by != "vmdesc" else "described by the stream's vmdesc"
+            lines.append(f"{head}: {source}")
             lines.extend(state_lines(record.state))
     if stream.vmdesc is not None:
         lines.append(f"  vmdesc trailer: {len(stream.vmdesc)} bytes of JSON")

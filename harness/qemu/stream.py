@@ -22,9 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from migcompat.errors import DecodeError, MalformedInput, TrailingData, TruncatedInput
+from migcompat.errors import DecodeError, DescriptionError, MalformedInput, TrailingData, TruncatedInput
 from migcompat.model import vmstate
-from migcompat.qemu import vmdesc
+from migcompat.qemu import imported, vmdesc
 from migcompat.qemu.ram import ram_record_end
 from migcompat.wire.ber import BerInputVisitor, BerOutputVisitor
 from migcompat.wire.qemufile import QemuFileInputVisitor, QemuFileOutputVisitor
@@ -48,7 +48,9 @@ BER_MAGIC = "migcompat-stream"
 #: The envelope is only ever written in BER, where list framing is not used;
 #: a count is the honest description should it be written legacy-style.
 _RECORD_LIST = Framing(ListFraming.COUNT)
-BER_FORMAT_VERSION = 1
+BER_FORMAT_VERSION = 2
+#: Envelope formats this reader accepts (1: the vmdesc after the records).
+BER_FORMAT_VERSIONS = (1, 2)
 
 
 class SectionCodec(Protocol):
@@ -106,6 +108,45 @@ def no_devices(idstr: str, version: int) -> SectionCodec | None:
     return None
 
 
+class VmdescDescriptions:
+    """The descriptions of a stream's sections, read from its vmdesc trailer on first use.
+
+    Keyed by ``(idstr, instance_id)``: two instances of one device class are
+    described separately (their subsections and variable arrays may differ).
+    """
+
+    def __init__(self, described: dict[str, Any] | None, offset: int | None) -> None:
+        self._entries = vmdesc.section_entries(described) if described is not None else {}
+        self._built: dict[tuple[str, int, int], vmstate.Description] = {}
+        #: Where the trailer's JSON starts (errors in it are reported there).
+        self.offset = offset
+
+    def __contains__(self, record: Record) -> bool:
+        return (record.idstr, record.instance_id) in self._entries
+
+    def description(self, record: Record) -> vmstate.Description:
+        key = (record.idstr, record.instance_id, record.version_id)
+        built = self._built.get(key)
+        if built is None:
+            entry = self._entries.get(key[:2])
+            if entry is None:
+                raise MalformedInput(
+                    f"the vmdesc trailer does not describe section '{record.label}' instance {record.instance_id}",
+                    offset=self.offset,
+                    path=record.label,
+                )
+            try:
+                built = imported.from_vmdesc(entry, record.version_id)
+            except DescriptionError as error:
+                raise MalformedInput(str(error), offset=self.offset, path=record.label) from None
+            self._built[key] = built
+        return built
+
+    @classmethod
+    def of_json(cls, json_bytes: bytes | None, offset: int | None = None) -> VmdescDescriptions:
+        return cls(vmdesc.parse(json_bytes) if json_bytes is not None else None, offset)
+
+
 @dataclass
 class Record:
     """One section record: START/FULL carry the header, PART/END only the id."""
@@ -122,6 +163,9 @@ class Record:
     raw: bytes = b""
     #: The decoding codec's layout numbers (see :attr:`SectionCodec.layout`).
     layout: tuple[int, ...] = ()
+    #: What decoded the state: ``model`` (a device model of ours, :attr:`device`)
+    #: or ``vmdesc`` (the description QEMU wrote in the stream's trailer).
+    decoded_by: str | None = None
 
     @property
     def label(self) -> str:
@@ -172,8 +216,14 @@ class _QemuReader:
             raise MalformedInput("section name is not UTF-8", offset=start, path=self.section) from None
 
 
-def parse_qemu(data: bytes, resolve: Resolver = no_devices) -> MigrationStream:
-    """Decode a whole QEMU stream; every byte is accounted for or it is an error."""
+def parse_qemu(data: bytes, resolve: Resolver = no_devices, decode_vmdesc: bool = True) -> MigrationStream:
+    """Decode a whole QEMU stream; every byte is accounted for or it is an error.
+
+    A section a device model of ours knows is decoded by it; any other FULL
+    section the vmdesc trailer describes is decoded with that description
+    (unless ``decode_vmdesc`` is false: then it is only sized by it, and kept
+    as opaque bytes).
+    """
     reader = _QemuReader(data)
     if reader.be32() != QEMU_MAGIC:
         raise MalformedInput("not a QEMU migration stream (magic is not QEVM)", offset=0, path="header")
@@ -183,6 +233,9 @@ def parse_qemu(data: bytes, resolve: Resolver = no_devices) -> MigrationStream:
     trailer = vmdesc.find_trailer(data, not_before=8)
     described = vmdesc.parse(data[trailer + 5 :]) if trailer is not None else None
     sizes = vmdesc.section_sizes(described) if described is not None else {}
+    descriptions = VmdescDescriptions(
+        described if decode_vmdesc else None, trailer + 5 if trailer is not None else None
+    )
     end_of_sections = trailer if described is not None and trailer is not None else len(data)
 
     reader.section = "configuration"
@@ -223,7 +276,7 @@ def parse_qemu(data: bytes, resolve: Resolver = no_devices) -> MigrationStream:
             record.idstr = opened.idstr
         reader.section = record.label
         body_start = reader.position
-        _read_body(reader, record, names, sizes, resolve, end_of_sections)
+        _read_body(reader, record, names, sizes, resolve, descriptions, end_of_sections)
         footer_at = reader.position
         if reader.u8() != FOOTER:
             raise MalformedInput(f"missing section footer for {record.label}", offset=footer_at, path=record.label)
@@ -250,6 +303,7 @@ def _read_body(
     names: dict[int, Record],
     sizes: dict[tuple[str, int], int],
     resolve: Resolver,
+    descriptions: VmdescDescriptions,
     limit: int,
 ) -> None:
     opened = names[record.section_id]
@@ -269,11 +323,30 @@ def _read_body(
                     record.state = codec.load(visitor, record.version_id)
                     record.device = codec.device
                     record.layout = codec.layout
+                    record.decoded_by = "model"
                     reader.position = visitor.position
                     return
             except DecodeError as error:
                 raise vmstate.decode_error_path(error, record.label) from None
         size = sizes.get((record.idstr, record.instance_id))
+        if size is not None and record in descriptions:
+            description = descriptions.description(record)
+            end = reader.position + size
+            visitor = QemuFileInputVisitor(reader.data, reader.position, end=min(end, len(reader.data)))
+            try:
+                record.state = vmstate.load(visitor, description, record.version_id)
+                if visitor.position != end:
+                    raise MalformedInput(
+                        f"the vmdesc trailer gives the section {size} bytes, its fields take "
+                        f"{visitor.position - (end - size)}",
+                        offset=visitor.position,
+                        path=record.label,
+                    )
+            except DecodeError as error:
+                raise vmstate.decode_error_path(error, record.label) from None
+            record.decoded_by = "vmdesc"
+            reader.position = end
+            return
         if size is not None:
             reader.need(size)
             return
@@ -291,6 +364,7 @@ def encode_qemu(stream: MigrationStream, resolve: Resolver = no_devices) -> byte
     out += QEMU_MAGIC.to_bytes(4, "big") + QEMU_VERSION.to_bytes(4, "big")
     machine = stream.machine.encode()
     out += bytes((CONFIGURATION,)) + len(machine).to_bytes(4, "big") + machine
+    descriptions = VmdescDescriptions.of_json(stream.vmdesc)
     for record in stream.records:
         out.append(record.kind)
         out += record.section_id.to_bytes(4, "big")
@@ -298,7 +372,7 @@ def encode_qemu(stream: MigrationStream, resolve: Resolver = no_devices) -> byte
             name = record.idstr.encode()
             out += bytes((len(name),)) + name
             out += record.instance_id.to_bytes(4, "big") + record.version_id.to_bytes(4, "big")
-        out += _body_bytes(record, resolve)
+        out += _body_bytes(record, resolve, descriptions)
         out += bytes((FOOTER,)) + record.section_id.to_bytes(4, "big")
     out.append(EOF_MARKER)
     if stream.vmdesc is not None:
@@ -319,11 +393,14 @@ def _codec_for(record: Record, resolve: Resolver, offset: int | None = None) -> 
     return codec
 
 
-def _body_bytes(record: Record, resolve: Resolver) -> bytes:
+def _body_bytes(record: Record, resolve: Resolver, descriptions: VmdescDescriptions) -> bytes:
     if record.state is None:
         return record.raw
     visitor = QemuFileOutputVisitor()
-    _codec_for(record, resolve).save(visitor, record.state, record.version_id)
+    if record.decoded_by == "vmdesc":
+        vmstate.walk(visitor, descriptions.description(record), record.state, record.version_id)
+    else:
+        _codec_for(record, resolve).save(visitor, record.state, record.version_id)
     return visitor.result()
 
 
@@ -331,7 +408,12 @@ def _body_bytes(record: Record, resolve: Resolver) -> bytes:
 
 
 def _visit_stream(visitor: Visitor, stream: MigrationStream, resolve: Resolver) -> MigrationStream:
-    """The BER envelope, written once for both directions (value-returning)."""
+    """The BER envelope, written once for both directions (value-returning).
+
+    Format 2 (written) carries the vmdesc trailer before the records, so a
+    reader has the descriptions of vmdesc-decoded sections before it meets
+    them; format 1 (read) had it after the records and no such sections.
+    """
     visitor.start_struct("stream")
     magic = visitor.visit_str("magic", BER_MAGIC)
     if magic != BER_MAGIC:
@@ -339,11 +421,14 @@ def _visit_stream(visitor: Visitor, stream: MigrationStream, resolve: Resolver) 
             f"not a migcompat BER stream (magic {magic!r:.40})", offset=visitor.where()[0], path="stream/magic"
         )
     format_version = visitor.visit_uint32("format_version", BER_FORMAT_VERSION)
-    if format_version != BER_FORMAT_VERSION:
+    if format_version not in BER_FORMAT_VERSIONS:
         raise MalformedInput(
             f"unsupported envelope format {format_version}", offset=visitor.where()[0], path="stream/format_version"
         )
     result = MigrationStream(machine=visitor.visit_str("machine", stream.machine))
+    if format_version >= 2:
+        result.vmdesc = _visit_vmdesc(visitor, stream.vmdesc)
+    descriptions = VmdescDescriptions.of_json(result.vmdesc, visitor.where()[0])
     records = stream.records
     visitor.start_list("records", _RECORD_LIST, -1 if visitor.is_input else len(records))
     index = 0
@@ -351,18 +436,40 @@ def _visit_stream(visitor: Visitor, stream: MigrationStream, resolve: Resolver) 
     while visitor.next_list(index < len(records)):
         old = records[index] if index < len(records) else Record(kind=SECTION_FULL, section_id=0)
         index += 1
-        result.records.append(_visit_record(visitor, old, resolve, names))
+        result.records.append(_visit_record(visitor, old, resolve, names, descriptions, format_version))
     visitor.end_list()
-    has_vmdesc = visitor.visit_bool("has_vmdesc", stream.vmdesc is not None)
-    vmdesc_bytes = stream.vmdesc or b""
-    size = visitor.visit_uint32("vmdesc_length", len(vmdesc_bytes))
-    raw = visitor.visit_buffer("vmdesc", vmdesc_bytes, size)
-    result.vmdesc = raw if has_vmdesc else None
+    if format_version == 1:
+        result.vmdesc = _visit_vmdesc(visitor, stream.vmdesc)
     visitor.end_struct()
     return result
 
 
-def _visit_record(visitor: Visitor, old: Record, resolve: Resolver, names: dict[int, str]) -> Record:
+def _visit_vmdesc(visitor: Visitor, vmdesc_json: bytes | None) -> bytes | None:
+    has_vmdesc = visitor.visit_bool("has_vmdesc", vmdesc_json is not None)
+    vmdesc_bytes = vmdesc_json or b""
+    size = visitor.visit_uint32("vmdesc_length", len(vmdesc_bytes))
+    raw = visitor.visit_buffer("vmdesc", vmdesc_bytes, size)
+    return raw if has_vmdesc else None
+
+
+#: How a record's body is carried in the envelope (format 2's ``decoded_by``).
+_RAW, _BY_MODEL, _BY_VMDESC = 0, 1, 2
+
+
+def _carried_as(record: Record) -> int:
+    if record.state is None:
+        return _RAW
+    return _BY_VMDESC if record.decoded_by == "vmdesc" else _BY_MODEL
+
+
+def _visit_record(
+    visitor: Visitor,
+    old: Record,
+    resolve: Resolver,
+    names: dict[int, str],
+    descriptions: VmdescDescriptions,
+    format_version: int,
+) -> Record:
     visitor.start_struct("")
     kind = visitor.visit_uint8("type", old.kind)
     offset, path = visitor.where()
@@ -376,8 +483,14 @@ def _visit_record(visitor: Visitor, old: Record, resolve: Resolver, names: dict[
         names[record.section_id] = record.idstr
     else:
         record.idstr = names.get(record.section_id, "")
-    decoded = visitor.visit_bool("decoded", old.state is not None)
-    if decoded:
+    if format_version >= 2:
+        carried = visitor.visit_uint8("decoded_by", _carried_as(old))
+        if carried not in (_RAW, _BY_MODEL, _BY_VMDESC):
+            offset, path = visitor.where()
+            raise MalformedInput(f"unknown body form {carried}", offset=offset, path=path)
+    else:
+        carried = _BY_MODEL if visitor.visit_bool("decoded", old.state is not None) else _RAW
+    if carried == _BY_MODEL:
         layout = old.layout
         visitor.start_list("layout", _RECORD_LIST, -1 if visitor.is_input else len(layout))
         numbers: list[int] = []
@@ -393,6 +506,16 @@ def _visit_record(visitor: Visitor, old: Record, resolve: Resolver, names: dict[
             codec.save(visitor, old.state, record.version_id)
             record.state = old.state
         record.device = codec.device
+        record.decoded_by = "model"
+    elif carried == _BY_VMDESC:
+        description = descriptions.description(record)
+        if visitor.is_input:
+            record.state = vmstate.load(visitor, description, record.version_id)
+        else:
+            assert old.state is not None
+            vmstate.walk(visitor, description, old.state, record.version_id)
+            record.state = old.state
+        record.decoded_by = "vmdesc"
     else:
         size = visitor.visit_uint32("raw_length", len(old.raw))
         record.raw = visitor.visit_buffer("raw", old.raw, size)

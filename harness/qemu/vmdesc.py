@@ -73,6 +73,17 @@ def entry_size(entry: Mapping[str, Any]) -> int:
     return _fields_size(entry.get("fields", ())) + _subsections_size(entry.get("subsections", ()))
 
 
+def section_entries(vmdesc: Mapping[str, Any]) -> dict[tuple[str, int], dict[str, Any]]:
+    """``(idstr, instance_id)`` -> the entry that describes the section."""
+    entries: dict[tuple[str, int], dict[str, Any]] = {}
+    for entry in vmdesc.get("devices", ()):
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            instance = entry.get("instance_id", 0)
+            if isinstance(instance, int) and not isinstance(instance, bool):
+                entries[(entry["name"], instance)] = entry
+    return entries
+
+
 def section_sizes(vmdesc: Mapping[str, Any]) -> dict[tuple[str, int], int]:
     """``(idstr, instance_id)`` -> body size for every described section."""
     sizes: dict[tuple[str, int], int] = {}
