@@ -16,15 +16,19 @@ from migcompat.qemu import stream
 from migcompat.qemu.stream import MigrationStream
 
 
-def inspect_stream(data: bytes, fmt: Literal["auto", "qemu", "ber"] = "auto") -> tuple[str, MigrationStream]:
+def inspect_stream(
+    data: bytes, fmt: Literal["auto", "qemu", "ber"] = "auto", *, decode_vmdesc: bool = True
+) -> tuple[str, MigrationStream]:
     """Decode a whole stream (QEMU's format or BER; ``auto`` tells them apart by the first bytes).
 
-    Returns the format read and the stream: every record, and each section a
-    device model here decodes as that device's state. Raises a
+    Returns the format read and the stream: every record, each section a device
+    model here knows decoded as that device's state, and every other VMState
+    section decoded with the description in the stream's vmdesc trailer (with
+    ``decode_vmdesc=False``: only sized by it, kept as bytes). Raises a
     :class:`~migcompat.errors.DecodeError` naming the field path and byte offset
     of the first thing that is wrong.
     """
-    return stream.parse(data, resolve_section, fmt)
+    return stream.parse(data, resolve_section, fmt, decode_vmdesc=decode_vmdesc)
 
 
 def convert_stream(data: bytes, to: Literal["qemu", "ber"]) -> bytes:

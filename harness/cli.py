@@ -76,11 +76,21 @@ def cli() -> None:
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["auto", "qemu", "ber"]), default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the decoded stream as JSON.")
-def inspect(file: str, fmt: str, as_json: bool) -> None:
-    """Decode a migration stream and show its sections and device fields."""
+@click.option(
+    "--no-vmdesc",
+    is_flag=True,
+    help="Do not decode sections with the stream's vmdesc descriptions: only size them (kept opaque).",
+)
+def inspect(file: str, fmt: str, as_json: bool, no_vmdesc: bool) -> None:
+    """Decode a migration stream and show its sections and every field.
+
+    Sections of devices migcompat models (slirp, virtio) are decoded by those
+    models; every other VMState section by the description QEMU wrote in the
+    stream's vmdesc trailer.
+    """
     data = _read(file)
     try:
-        fmt, decoded = inspect_stream(data, cast(Literal["auto", "qemu", "ber"], fmt))
+        fmt, decoded = inspect_stream(data, cast(Literal["auto", "qemu", "ber"], fmt), decode_vmdesc=not no_vmdesc)
     except MigcompatError as error:
         _fail(f"{file}: {error}")
         return
@@ -88,6 +98,8 @@ def inspect(file: str, fmt: str, as_json: bool) -> None:
         click.echo(json.dumps(render.stream_json(fmt, decoded, len(data)), indent=2))
     else:
         click.echo(render.stream_text(fmt, decoded, len(data)))
+        if no_vmdesc and fmt == "qemu":
+            click.echo("(--no-vmdesc: sections without a device model are opaque, sized by the vmdesc trailer)")
 
 
 @cli.command()

@@ -120,6 +120,8 @@ class VmdescDescriptions:
         self._built: dict[tuple[str, int, int], vmstate.Description] = {}
         #: Where the trailer's JSON starts (errors in it are reported there).
         self.offset = offset
+        #: Why a trailer that was found could not be read, for error messages.
+        self.problem: str | None = None
 
     def __contains__(self, record: Record) -> bool:
         return (record.idstr, record.instance_id) in self._entries
@@ -236,6 +238,8 @@ def parse_qemu(data: bytes, resolve: Resolver = no_devices, decode_vmdesc: bool 
     descriptions = VmdescDescriptions(
         described if decode_vmdesc else None, trailer + 5 if trailer is not None else None
     )
+    if trailer is not None and described is None:
+        descriptions.problem = f"the vmdesc trailer at byte {trailer} is {vmdesc.problem(data[trailer + 5 :])}"
     end_of_sections = trailer if described is not None and trailer is not None else len(data)
 
     reader.section = "configuration"
@@ -352,7 +356,7 @@ def _read_body(
             return
     raise MalformedInput(
         f"cannot find the end of {SECTION_NAMES[record.kind]} section '{record.label}': "
-        "no device model and no vmdesc entry for it",
+        f"no device model and no vmdesc entry for it{'; ' + descriptions.problem if descriptions.problem else ''}",
         offset=reader.position,
         path=record.label,
     )
@@ -546,10 +550,12 @@ def detect_format(data: bytes) -> str:
     raise MalformedInput("unrecognised stream: neither QEVM magic nor a BER SEQUENCE", offset=0, path="header")
 
 
-def parse(data: bytes, resolve: Resolver = no_devices, fmt: str = "auto") -> tuple[str, MigrationStream]:
+def parse(
+    data: bytes, resolve: Resolver = no_devices, fmt: str = "auto", *, decode_vmdesc: bool = True
+) -> tuple[str, MigrationStream]:
     """Decode either format; returns the format name and the stream."""
     if fmt == "auto":
         fmt = detect_format(data)
     if fmt == "qemu":
-        return fmt, parse_qemu(data, resolve)
+        return fmt, parse_qemu(data, resolve, decode_vmdesc)
     return fmt, parse_ber(data, resolve)

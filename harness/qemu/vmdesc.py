@@ -50,6 +50,19 @@ def parse(json_bytes: bytes) -> dict[str, Any] | None:
     return value
 
 
+def problem(json_bytes: bytes) -> str:
+    """Why :func:`parse` refuses ``json_bytes``, for an error message."""
+    try:
+        value = json.loads(json_bytes)
+    except json.JSONDecodeError as error:
+        return f"not valid JSON ({error.msg} at byte {error.pos} of the JSON)"
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        return f"not valid JSON ({type(error).__name__})"
+    if not isinstance(value, dict) or not isinstance(value.get("devices"), list):
+        return "JSON without a 'devices' list"
+    return "accepted"
+
+
 def _fields_size(fields: Sequence[Mapping[str, Any]]) -> int:
     total = 0
     for item in fields:
