@@ -202,14 +202,24 @@ class Transport:
     def is_pci(self) -> bool:
         return self.name == "pci"
 
+    @property
+    def has_msix(self) -> bool:
+        """A virtio-pci device started with ``vectors=0`` has no MSI-X capability."""
+        return self.is_pci and self.vectors > 0
+
 
 def _transport_fields(transport: Transport) -> tuple[Field, ...]:
     if transport.is_pci:
         vectors = transport.vectors
-        return (
+        pci = (
             Field("pci_version", Scalar("int32")),
             Field("pci_config", Buffer(PCI_CONFIG_SIZE)),
             Field("pci_irq_state", Array(U32, length=4)),
+        )
+        if not transport.has_msix:
+            return pci  # virtio_pci_save_config: msix_save writes nothing, and no config vector follows
+        return (
+            *pci,
             Field("msix_table", Buffer(vectors * 16)),
             Field("msix_pending", Buffer((vectors + 7) // 8)),
             Field("config_vector", U16),
@@ -226,8 +236,8 @@ def _queue(transport: Transport) -> Struct:
     if not transport.is_pci:
         fields.append(Field("align", U32))
     fields += [Field("desc", U64), Field("last_avail_idx", U16)]
-    if transport.is_pci:
-        fields.append(Field("vector", U16))
+    if transport.has_msix:
+        fields.append(Field("vector", U16))  # virtio_pci_save_queue: only with MSI-X
     return Struct("virtqueue", tuple(fields))
 
 
@@ -276,7 +286,7 @@ def build_description(
     known = subsections(queue_max)
     trailers = tuple(known[key] for key in ERAS[era] if transport.is_pci or key != "extra_state")
     fields.append(Field("virtio", Description("virtio", 1, 1, (), subsections=trailers)))
-    limits = _Limits(queue_max, transport.vectors if transport.is_pci else None, config_size, host_features)
+    limits = _Limits(queue_max, transport.vectors if transport.has_msix else None, config_size, host_features)
     return Description(name, version, version, tuple(fields), validate=limits.check)
 
 

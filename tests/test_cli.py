@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from migcompat.cli import EXIT_USAGE, cli
 
 CORPUS = Path(__file__).parent.parent / "corpora" / "qemu-7.2"
-CAPTURES = ["pc-virtio-net", "microvm-virtio-net", "pc-virtio-blk"]
+CAPTURES = ["pc-virtio-net", "microvm-virtio-net", "pc-virtio-blk", "pc-virtio-net-novectors", "pc-virtio-net-5vectors"]
 
 
 def run(*args: str) -> tuple[int, str, str]:

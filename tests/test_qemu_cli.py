@@ -92,12 +92,15 @@ def test_a_qemu_that_exits_at_once_is_reported_with_its_stderr(tmp_path: Path, s
 
 @needs_qemu
 @pytest.mark.qemu
-def test_capture_reproduces_the_committed_stream_and_qemu_loads_it_back(tmp_path: Path, scratch_root: Path) -> None:
-    out = tmp_path / "pc-virtio-net.bin"
-    captured = run("capture", "pc-virtio-net", str(out))
+@pytest.mark.parametrize("config", [name for name in CONFIGS if (CORPUS / f"{name}.bin").is_file()])
+def test_capture_reproduces_the_committed_stream_and_qemu_loads_it_back(
+    config: str, tmp_path: Path, scratch_root: Path
+) -> None:
+    out = tmp_path / f"{config}.bin"
+    captured = run("capture", config, str(out))
     assert captured.exit_code == EXIT_OK, captured.output
-    assert out.read_bytes() == (CORPUS / "pc-virtio-net.bin").read_bytes()
-    loaded = run("load", "pc-virtio-net", str(out))
+    assert out.read_bytes() == (CORPUS / f"{config}.bin").read_bytes()
+    loaded = run("load", config, str(out))
     assert loaded.exit_code == EXIT_OK and loaded.output.startswith("accepted:")
     assert list(scratch_root.iterdir()) == []
 

@@ -110,6 +110,31 @@ def test_a_decoded_changed_and_reencoded_capture_loads_in_qemu(tmp_path: Path) -
     assert result.accepted, result.message
 
 
+def _record(parsed: stream.MigrationStream, idstr: str) -> dict[str, Any]:
+    state = next(record for record in parsed.records if record.idstr == idstr).state
+    assert state is not None
+    return state
+
+
+@pytest.mark.parametrize("capture", ["pc-virtio-net", "pc-virtio-net-novectors"])
+def test_values_written_into_vmdesc_decoded_sections_are_what_qemu_loads(capture: str, tmp_path: Path) -> None:
+    """RAX and the CMOS bytes changed through the imported descriptions of ``cpu`` and
+    ``mc146818rtc``; QEMU loads the stream, and the state it saves again holds them."""
+    config = CONFIGS[capture]
+    parsed = stream.parse_qemu((CORPUS / f"{capture}.bin").read_bytes(), devices.resolve_section)
+    _record(parsed, "cpu")["env.regs"][0] = 0x1122334455667788
+    cmos = bytearray(_record(parsed, "mc146818rtc")["cmos_data"])
+    cmos[0x40:0x44] = b"MIGC"  # user CMOS bytes the RTC keeps as they are
+    _record(parsed, "mc146818rtc")["cmos_data"] = bytes(cmos)
+    path, resaved = tmp_path / "changed.bin", tmp_path / "resaved.bin"
+    path.write_bytes(stream.encode_qemu(parsed, devices.resolve_section))
+    result = load(config, path, resave=resaved)
+    assert result.accepted, result.message
+    again = stream.parse_qemu(resaved.read_bytes(), devices.resolve_section)
+    assert _record(again, "cpu")["env.regs"][0] == 0x1122334455667788
+    assert _record(again, "mc146818rtc")["cmos_data"][0x40:0x44] == b"MIGC"
+
+
 def _edited_records() -> list[stream.Record]:
     parsed = _parsed()
     _change_ours(parsed)

@@ -289,6 +289,8 @@ def test_a_scaled_release_is_the_release_with_a_smaller_queue_maximum(index: int
         ("pc-virtio-net", "0000:00:02.0/virtio-net", (0, 4, 545)),
         ("microvm-virtio-net", "virtio-mmio@00000000feb02e00/virtio-net", (1, 0, 545)),
         ("pc-virtio-blk", "0000:00:02.0/virtio-blk", (0, 2, 1)),
+        ("pc-virtio-net-novectors", "0000:00:02.0/virtio-net", (0, 0, 545)),
+        ("pc-virtio-net-5vectors", "0000:00:02.0/virtio-net", (0, 5, 545)),
     ],
 )
 def test_real_capture_virtio_section_decodes_and_reencodes(capture: str, idstr: str, layout: tuple[int, ...]) -> None:
@@ -338,3 +340,25 @@ def test_corrupt_subsections_are_errors_not_opaque(edit: Any, error: type[Decode
 
 def test_host_features_constant_offers_version_1() -> None:
     assert REFERENCE_HOST_FEATURES >> 32 == 1
+
+
+@pytest.mark.parametrize(
+    ("capture", "msix", "vectors"),
+    [("pc-virtio-net", True, 4), ("pc-virtio-net-5vectors", True, 5), ("pc-virtio-net-novectors", False, 0)],
+)
+def test_the_pci_transport_carries_msix_state_exactly_when_the_device_has_msix(
+    capture: str, msix: bool, vectors: int
+) -> None:
+    data = (CORPUS / f"{capture}.bin").read_bytes()
+    record = next(r for r in stream.parse_qemu(data, devices.resolve_section).records if r.device == "virtio")
+    state = record.state
+    assert state is not None
+    config = state["pci_config"]
+    assert (config[0x06] & 0x10 != 0) and config[0x34] != 0  # a capability list (virtio-pci's vendor caps at least)
+    assert ("msix_table" in state) is msix and ("config_vector" in state) is msix
+    assert all(("vector" in queue) is msix for queue in state["queues"])
+    if msix:
+        assert len(state["msix_table"]) == 16 * vectors and len(state["msix_pending"]) == (vectors + 7) // 8
+    # The whole section: the transport, the generic part, the device's own state and the subsections.
+    ber = stream.encode_ber(stream.parse_qemu(data, devices.resolve_section), devices.resolve_section)
+    assert stream.encode_qemu(stream.parse_ber(ber, devices.resolve_section), devices.resolve_section) == data

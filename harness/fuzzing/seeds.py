@@ -34,7 +34,12 @@ from migcompat.wire.ber import CONSTRUCTED, encode_length
 #: Seed of the round-trip target's random seeds.
 SEED = 20111
 #: The committed captures the stream seeds are cut from, relative to the corpora directory.
-CAPTURES = ("qemu-7.2/pc-virtio-net.bin", "qemu-7.2/microvm-virtio-net.bin", "qemu-7.2/pc-virtio-blk.bin")
+CAPTURES = (
+    "qemu-7.2/pc-virtio-net.bin",
+    "qemu-7.2/microvm-virtio-net.bin",
+    "qemu-7.2/pc-virtio-blk.bin",
+    "qemu-7.2/pc-virtio-net-novectors.bin",
+)
 #: Sections QEMU describes in the vmdesc kept in a trimmed capture (small ones), with their vmdesc entries.
 _KEPT_SECTIONS = ("timer", "cpu_common", "globalstate")
 

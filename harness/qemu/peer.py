@@ -111,6 +111,14 @@ CONFIGS: dict[str, MachineConfig] = {
             ("-M", "pc", "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0"),
         ),
         MachineConfig(
+            "pc-virtio-net-novectors",
+            ("-M", "pc", "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,vectors=0"),
+        ),
+        MachineConfig(
+            "pc-virtio-net-5vectors",
+            ("-M", "pc", "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,vectors=5"),
+        ),
+        MachineConfig(
             "microvm-virtio-net",
             ("-M", "microvm", "-netdev", "user,id=n0", "-device", "virtio-net-device,netdev=n0"),
         ),
@@ -328,6 +336,26 @@ def _quit(vm: _Vm) -> None:
         vm.process.wait(timeout=EXIT_GRACE)
 
 
+def _save(vm: _Vm, workdir: Path, out_path: Path, timeout: float) -> None:
+    """Migrate ``vm`` to a scratch file, quit it, and move the stream to ``out_path``."""
+    scratch = workdir / "stream.bin"
+    vm.qmp.execute("migrate", {"uri": f"exec:cat > {shlex.quote(str(scratch))}"})
+    deadline = time.monotonic() + timeout
+    while True:
+        status, error = _migrate_status(vm.qmp)
+        if status == "completed":
+            break
+        if status in ("failed", "cancelled"):
+            raise QemuPeerError(f"migration {status}: {error or vm.stderr() or 'no reason given'}")
+        if time.monotonic() > deadline:
+            raise QemuPeerError(f"timed out waiting for migration (status {status!r})")
+        time.sleep(POLL_INTERVAL)
+    _quit(vm)
+    if not scratch.is_file():
+        raise QemuPeerError("QEMU reported completion but wrote no stream")
+    shutil.move(scratch, out_path)
+
+
 def capture(config: MachineConfig, out_path: Path, *, timeout: float = 30.0) -> None:
     """Save the migration stream of a paused, never-started ``config`` VM to ``out_path``.
 
@@ -335,29 +363,16 @@ def capture(config: MachineConfig, out_path: Path, *, timeout: float = 30.0) -> 
     reported ``completed`` and exited, so ``out_path`` never holds a partial stream.
     """
     with _run_vm(config, (), timeout) as (vm, workdir):
-        scratch = workdir / "stream.bin"
-        vm.qmp.execute("migrate", {"uri": f"exec:cat > {shlex.quote(str(scratch))}"})
-        deadline = time.monotonic() + timeout
-        while True:
-            status, error = _migrate_status(vm.qmp)
-            if status == "completed":
-                break
-            if status in ("failed", "cancelled"):
-                raise QemuPeerError(f"migration {status}: {error or vm.stderr() or 'no reason given'}")
-            if time.monotonic() > deadline:
-                raise QemuPeerError(f"timed out waiting for migration (status {status!r})")
-            time.sleep(POLL_INTERVAL)
-        _quit(vm)
-        if not scratch.is_file():
-            raise QemuPeerError("QEMU reported completion but wrote no stream")
-        shutil.move(scratch, out_path)
+        _save(vm, workdir, out_path, timeout)
 
 
-def load(config: MachineConfig, stream_path: Path, *, timeout: float = 30.0) -> LoadResult:
+def load(config: MachineConfig, stream_path: Path, *, timeout: float = 30.0, resave: Path | None = None) -> LoadResult:
     """Feed ``stream_path`` to a fresh ``config`` VM started with ``-incoming defer``.
 
     Accepted when ``query-migrate`` reports ``completed``; rejected, with QEMU's
-    stderr as the message, when QEMU exits or reports ``failed``. Raises
+    stderr as the message, when QEMU exits or reports ``failed``. With
+    ``resave``, an accepting VM then migrates its state out to that file, so a
+    caller can see what QEMU made of what it loaded. Raises
     :class:`QemuPeerError` only when QEMU cannot be run or neither happens in time.
     """
     stream = Path(stream_path).resolve()
@@ -370,7 +385,10 @@ def load(config: MachineConfig, stream_path: Path, *, timeout: float = 30.0) -> 
             while True:
                 status, error = _migrate_status(vm.qmp)
                 if status == "completed":
-                    _quit(vm)
+                    if resave is not None:
+                        _save(vm, _workdir, resave, timeout)
+                    else:
+                        _quit(vm)
                     return LoadResult(accepted=True)
                 if status in ("failed", "cancelled"):
                     _quit(vm)
