@@ -249,6 +249,13 @@ def list_devices(as_json: bool) -> None:
 @click.option("--memory", is_flag=True, help="Also measure peak memory decoding hostile inputs.")
 @click.option("--scaling", is_flag=True, help="Also measure time vs. size and matrix time vs. examples.")
 @click.option(
+    "--streams",
+    "streams_dir",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Also time split / inspect / convert of the whole captures (*.bin) in this directory, e.g. corpora/qemu-7.2.",
+)
+@click.option(
     "--out",
     "out_dir",
     type=click.Path(file_okay=False),
@@ -263,6 +270,7 @@ def bench(
     codecs: tuple[str, ...],
     memory: bool,
     scaling: bool,
+    streams_dir: str | None,
     out_dir: str,
 ) -> None:
     """Benchmark the codecs side by side and print ops/s, MB/s, sizes and ratios.
@@ -280,6 +288,7 @@ def bench(
             list(codecs) or None,
             memory=memory,
             scaling=scaling,
+            streams=Path(streams_dir) if streams_dir is not None else None,
             out_dir=Path(out_dir),
         )
     except MigcompatError as error:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -220,3 +221,27 @@ def test_cli_bench_errors_and_scaling_files(tmp_path: Any) -> None:
     assert [s["name"] for s in report["scaling"]][-1].startswith("matrix slirp")
     assert json.loads((out / "scaling.json").read_text()) == report["scaling"]
     assert (out / "scaling.svg").read_text().startswith("<svg")
+
+
+def test_cli_bench_times_whole_streams_of_the_captures_given(tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from migcompat.cli import EXIT_USAGE, cli
+    from migcompat.perf import streams
+
+    captures = tmp_path / "captures"
+    captures.mkdir()
+    source = Path(__file__).parent.parent / "corpora" / "qemu-7.2" / "microvm-virtio-net.bin"
+    (captures / source.name).write_bytes(source.read_bytes())
+    runner = CliRunner()
+    args = ["bench", "--quick", "--workload", "virtio-8", "--codec", "qemufile", "--json", "--streams", str(captures)]
+    ok = runner.invoke(cli, args)
+    assert ok.exit_code == 0, ok.output
+    figures = json.loads(ok.stdout)["streams"]
+    assert [figure["operation"] for figure in figures] == list(streams.OPERATIONS)
+    assert all(figure["capture"] == "microvm-virtio-net" and figure["bytes"] == 89822 for figure in figures)
+    assert all(figure["mb_per_s"] > 0 for figure in figures)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    bad = runner.invoke(cli, ["bench", "--quick", "--workload", "virtio-8", "--streams", str(empty)])
+    assert bad.exit_code == EXIT_USAGE and "no captures (*.bin) in" in bad.stderr

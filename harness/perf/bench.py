@@ -49,6 +49,7 @@ from migcompat.model import vmstate
 from migcompat.model.vmstate import Description, State
 from migcompat.perf import memory as memory_module
 from migcompat.perf import scaling as scaling_module
+from migcompat.perf import streams as streams_module
 from migcompat.perf.timing import FULL_BUDGET_S, FULL_ROUNDS, QUICK_BUDGET_S, QUICK_ROUNDS, measure
 from migcompat.perf.workloads import CONFIG_SIZE, TARGET_WORKLOADS, VIRTIO, WORKLOADS, Workload, make_virtio_state
 from migcompat.report import svgplot
@@ -421,12 +422,14 @@ def main(
     *,
     memory: bool = False,
     scaling: bool = False,
+    streams: Path | None = None,
     out_dir: Path = Path("reports"),
 ) -> int:
     """Run the benchmark and print its report (``migcompat bench``).
 
     ``memory`` adds the hostile-input peak-memory figures, ``scaling`` the
-    time-vs-size series (written to ``out_dir``/scaling.json and .svg).
+    time-vs-size series (written to ``out_dir``/scaling.json and .svg),
+    ``streams`` the whole-stream figures of the captures in that directory.
     """
     results = run(quick=quick, workloads=workloads, codecs=codecs)
     report = to_json(results)
@@ -435,6 +438,10 @@ def main(
         figures = memory_module.measure_all()
         report["memory"] = [figure.to_json() for figure in figures]
         text += "\n" + memory_module.render_text(figures)
+    if streams is not None:
+        figures_of_streams = streams_module.run(streams, quick=quick)
+        report["streams"] = [figure.to_json() for figure in figures_of_streams]
+        text += "\n" + streams_module.render_text(figures_of_streams)
     if scaling:
         series = scaling_module.run(quick=quick)
         report["scaling"] = [s.to_json() for s in series]
