@@ -225,3 +225,68 @@ def test_the_cli_reports_a_broken_trailer_in_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["inspect", str(path)])
     assert result.exit_code == EXIT_USAGE and "Traceback" not in result.output
     assert "type 'uint64' has size 2, not 8" in result.output and "byte offset" in result.output
+
+
+# -- QEMU 10.0's forms ------------------------------------------------------------------------
+
+
+def test_an_element_array_indexed_only_on_its_first_entry_is_one_array() -> None:
+    element = {"vmsd_name": "bmdma", "version": 0, "fields": [{"name": "cmd", "type": "uint8", "size": 1}]}
+    entry = {
+        "name": "ide",
+        "instance_id": 0,
+        "vmsd_name": "ide",
+        "version": 3,
+        "fields": [
+            {"name": "bmdma", "index": 0, "type": "struct", "size": 1, "struct": element},
+            {"name": "bmdma", "type": "struct", "size": 1, "struct": element},
+            {"name": "next", "type": "uint16", "size": 2},
+        ],
+    }
+    description = imported.from_vmdesc(entry, 3)
+    assert [field.name for field in description.fields] == ["bmdma", "next"]
+    state = vmstate.load(QemuFileInputVisitor(bytes([7, 9, 0, 5])), description, 3)
+    assert state == {"bmdma": [{"cmd": 7}, {"cmd": 9}], "next": 5}
+
+
+def _with_command(data: bytes, command: bytes) -> bytes:
+    """The capture with a command record inserted after the RAM START record, where
+    QEMU 10.0 writes its switchover-start command."""
+    parsed = stream.parse_qemu(data, devices.resolve_section)
+    start = next(record for record in parsed.records if record.idstr == "ram")
+    header = bytes([stream.SECTION_START]) + start.section_id.to_bytes(4, "big")
+    at = data.index(header) + len(header) + 1 + 3 + 8 + len(start.raw) + 5  # idstr, ids, body, footer
+    return data[:at] + command + data[at:]
+
+
+def test_a_command_record_between_ram_records_is_read_kept_and_written_back(tmp_path: Path) -> None:
+    data = _with_command(NET.read_bytes(), bytes.fromhex("08000b0000"))
+    parsed = _parse(data)
+    commands = [record for record in parsed.records if record.kind == stream.COMMAND]
+    assert [(record.command, record.raw, record.label) for record in commands] == [
+        (11, b"", "command switchover-start")
+    ]
+    assert stream.encode_qemu(parsed, devices.resolve_section) == data
+    ber = stream.encode_ber(parsed, devices.resolve_section)
+    assert stream.encode_qemu(stream.parse_ber(ber, devices.resolve_section), devices.resolve_section) == data
+    path = tmp_path / "with-command.bin"
+    path.write_bytes(data)
+    shown = CliRunner().invoke(cli, ["inspect", str(path)])
+    assert shown.exit_code == 0 and "COMMAND 11 (switchover-start): 0 bytes of payload" in shown.output
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        ("08000800000004", "unsupported migration command 8"),
+        ("08006300000000", "unsupported migration command 99"),
+        ("08000b0004ab", "input ends after 1 of 4 bytes"),
+    ],
+)
+def test_a_command_record_qemu_would_not_take_is_refused_where_it_is(command: str, message: str) -> None:
+    data = NET.read_bytes()
+    changed = _with_command(data, bytes.fromhex(command))
+    if "input ends" in message:
+        changed = changed[: changed.index(bytes.fromhex(command)) + len(bytes.fromhex(command))]
+    error = _refused(changed)
+    assert message in str(error) and error.path == "command" and error.offset is not None

@@ -22,8 +22,8 @@ How QEMU's types map (every type seen in the vmdesc of 5.2, 7.2 and 10.0 streams
 * ``struct`` (with its own vmsd, version and subsections): a nested description;
   ``tmp`` (QEMU's VMSTATE_WITH_TMP): its fields as a struct;
 * ``array_len``: that many elements of the field's type; consecutive entries of
-  one name with ``index`` 0, 1, ...: an array when the elements agree, else one
-  field per element named ``name[i]``.
+  one name with ``index`` 0, 1, ... (10.0: ``index`` 0, then none): an array
+  when the elements agree, else one field per element named ``name[i]``.
 
 A vmdesc lists only what was written, so an imported description reads exactly
 one stream's section: field presence, array lengths and subsections are those
@@ -138,10 +138,13 @@ def _fields(entries: Sequence[Mapping[str, Any]], owner: str, depth: int) -> tup
             fields.append(Field(name, _field_types(entry, path, depth)))
             index += 1
             continue
-        # One entry per element: index 0, 1, ... of the same name.
+        # One entry per element, of the same name: index 0, 1, ... (QEMU 10.0
+        # gives the index of the first element only).
         elements: list[FieldType] = []
         while (
-            index < len(entries) and entries[index].get("name") == name and entries[index].get("index") == len(elements)
+            index < len(entries)
+            and entries[index].get("name") == name
+            and entries[index].get("index", len(elements) if elements else None) == len(elements)
         ):
             elements.append(_field_types(entries[index], f"{path}[{len(elements)}]", depth))
             index += 1

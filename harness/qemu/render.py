@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from migcompat.qemu.stream import SECTION_NAMES, MigrationStream
+from migcompat.qemu.stream import COMMAND, RECORD_NAMES, MigrationStream
 
 _MAX_BYTES_SHOWN = 32
 
@@ -33,7 +33,7 @@ def stream_json(fmt: str, stream: MigrationStream, size: int) -> dict[str, Any]:
         "machine": stream.machine,
         "sections": [
             {
-                "type": SECTION_NAMES[record.kind],
+                "type": RECORD_NAMES[record.kind],
                 "section_id": record.section_id,
                 "idstr": record.idstr,
                 "instance_id": record.instance_id,
@@ -89,7 +89,10 @@ def state_lines(value: Any, indent: str = "    ") -> list[str]:
 def stream_text(fmt: str, stream: MigrationStream, size: int) -> str:
     lines = [f"{fmt} stream, {size} bytes, machine {stream.machine!r}, {len(stream.records)} section records"]
     for record in stream.records:
-        head = f"  #{record.section_id:<3} {SECTION_NAMES[record.kind]:<5} {record.idstr}"
+        if record.kind == COMMAND:
+            lines.append(f"  COMMAND {record.command} ({record.label[8:]}): {len(record.raw)} bytes of payload")
+            continue
+        head = f"  #{record.section_id:<3} {RECORD_NAMES[record.kind]:<5} {record.idstr}"
         if record.kind in (0x01, 0x04):
             head += f" instance {record.instance_id} v{record.version_id}"
         if record.state is None:

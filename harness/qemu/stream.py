@@ -41,8 +41,26 @@ SUBSECTION = 0x05
 VMDESC = 0x06
 CONFIGURATION = 0x07
 FOOTER = 0x7E
+COMMAND = 0x08
 _WITH_HEADER = (SECTION_START, SECTION_FULL)
 SECTION_NAMES = {SECTION_START: "START", SECTION_PART: "PART", SECTION_END: "END", SECTION_FULL: "FULL"}
+#: Every record type between the configuration and EOF.
+RECORD_NAMES = {**SECTION_NAMES, COMMAND: "COMMAND"}
+#: QEMU's migration commands (``enum qemu_vm_cmd``, migration/savevm.h) a
+#: precopy stream may carry: be16 command, be16 length, that many bytes. 8
+#: (PACKAGED) is left out: its payload is followed by a whole packaged stream.
+COMMANDS = {
+    1: "open-return-path",
+    2: "ping",
+    3: "postcopy-advise",
+    4: "postcopy-listen",
+    5: "postcopy-run",
+    6: "postcopy-ram-discard",
+    7: "postcopy-resume",
+    9: "recv-bitmap",
+    10: "enable-colo",
+    11: "switchover-start",
+}
 
 BER_MAGIC = "migcompat-stream"
 #: The envelope is only ever written in BER, where list framing is not used;
@@ -168,9 +186,13 @@ class Record:
     #: What decoded the state: ``model`` (a device model of ours, :attr:`device`)
     #: or ``vmdesc`` (the description QEMU wrote in the stream's trailer).
     decoded_by: str | None = None
+    #: A COMMAND record's command number (:data:`COMMANDS`); its payload is :attr:`raw`.
+    command: int = 0
 
     @property
     def label(self) -> str:
+        if self.kind == COMMAND:
+            return f"command {COMMANDS.get(self.command, self.command)}"
         return self.idstr or f"section {self.section_id}"
 
 
@@ -261,6 +283,9 @@ def parse_qemu(data: bytes, resolve: Resolver = no_devices, decode_vmdesc: bool 
         kind = reader.u8()
         if kind == EOF_MARKER:
             break
+        if kind == COMMAND:
+            stream.records.append(_read_command(reader, kind_offset))
+            continue
         if kind not in SECTION_NAMES:
             raise MalformedInput(f"unknown section type 0x{kind:02x}", offset=kind_offset, path="stream")
         record = Record(kind=kind, section_id=reader.be32())
@@ -299,6 +324,18 @@ def parse_qemu(data: bytes, resolve: Resolver = no_devices, decode_vmdesc: bool 
             f"{len(data) - reader.position} bytes after the end of the stream", offset=reader.position, path="stream"
         )
     return stream
+
+
+def _read_command(reader: _QemuReader, kind_offset: int) -> Record:
+    reader.section = "command"
+    start = reader.need(2)
+    command = int.from_bytes(reader.data[start : start + 2], "big")
+    if command not in COMMANDS:
+        raise MalformedInput(f"unsupported migration command {command}", offset=start, path="command")
+    start = reader.need(2)
+    length = int.from_bytes(reader.data[start : start + 2], "big")
+    start = reader.need(length)
+    return Record(kind=COMMAND, section_id=0, command=command, raw=reader.data[start : start + length])
 
 
 def _read_body(
@@ -371,6 +408,9 @@ def encode_qemu(stream: MigrationStream, resolve: Resolver = no_devices) -> byte
     descriptions = VmdescDescriptions.of_json(stream.vmdesc)
     for record in stream.records:
         out.append(record.kind)
+        if record.kind == COMMAND:
+            out += record.command.to_bytes(2, "big") + len(record.raw).to_bytes(2, "big") + record.raw
+            continue
         out += record.section_id.to_bytes(4, "big")
         if record.kind in _WITH_HEADER:
             name = record.idstr.encode()
@@ -477,6 +517,15 @@ def _visit_record(
     visitor.start_struct("")
     kind = visitor.visit_uint8("type", old.kind)
     offset, path = visitor.where()
+    if kind == COMMAND:
+        record = Record(kind=kind, section_id=0, command=visitor.visit_uint16("command", old.command))
+        if record.command not in COMMANDS:
+            offset, path = visitor.where()
+            raise MalformedInput(f"unsupported migration command {record.command}", offset=offset, path=path)
+        size = visitor.visit_uint16("payload_length", len(old.raw))
+        record.raw = visitor.visit_buffer("payload", old.raw, size)
+        visitor.end_struct()
+        return record
     if kind not in SECTION_NAMES:
         raise MalformedInput(f"unknown section type 0x{kind:02x}", offset=offset, path=path)
     record = Record(kind=kind, section_id=visitor.visit_uint32("section_id", old.section_id))
