@@ -190,7 +190,6 @@ class BerEncoder(Encoding[Pieces]):
 
     def array(self, fn: Function, kind: Array, var: str, version: int, siblings: Mapping[str, str]) -> Pieces:
         module = self.module
-        fn.fresh("tlv")
         fn(f"if type({var}) not in _SEQ: raise _Fallback")
         if kind.framing.kind is ListFraming.KNOWN:
             fn(f"if len({var}) != {known_length(fn, kind, siblings)}: raise _Fallback")
