@@ -44,7 +44,7 @@ from migcompat.wire.visitor import Framing, ListFraming
 ROOT = Path(__file__).parent.parent
 SCHEMAS = ROOT / "corpora" / "schemas"
 QEMU_DUMP = ROOT / "corpora" / "qemu-7.2" / "vmstate-pc.json"
-U8, U16, U32 = Scalar("uint8"), Scalar("uint16"), Scalar("uint32")
+U8, U16, U32, S16 = Scalar("uint8"), Scalar("uint16"), Scalar("uint32"), Scalar("int16")
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -91,6 +91,10 @@ def _renamed(state: State) -> State:
     return {("c" if key == "b" else key): value for key, value in state.items()}
 
 
+def _grouped(state: State) -> State:
+    return {"a": state["a"], "pair": {"lo": state["lo"], "hi": state["hi"]}}
+
+
 def _to_struct(state: State) -> State:
     return {**state, "t": {"t_0": state["t"][0], "t_1": state["t"][1]}}
 
@@ -109,6 +113,13 @@ CASES: list[Case] = [
         desc(Field("a", U16), Field("c", U32)),
         {"a": 1, "b": 2},
         expected=_renamed,
+    ),
+    Case(
+        "FIELDS_REGROUPED",
+        desc(Field("a", U16), Field("lo", U16), Field("hi", U32)),
+        desc(Field("a", U16), Field("pair", Struct("pair", (Field("lo", U16), Field("hi", U32))))),
+        {"a": 1, "lo": 2, "hi": 3},
+        expected=_grouped,
     ),
     Case(
         "FIELD_REORDERED",
@@ -750,3 +761,93 @@ def test_schema_dump_resolution_agrees_with_the_committed_files() -> None:
         left = schema_input.load(str(path))
         right = schema_read.read(schema_dump.resolve(spec), spec)
         assert schema_diff.compare(left, right, (FORWARD, BACKWARD)).findings == []
+
+
+# -- byte layouts on real releases ---------------------------------------------------------------
+
+QEMU_5_2 = ROOT / "corpora" / "qemu-5.2" / "vmstate-pc.json"
+QEMU_10_0 = ROOT / "corpora" / "qemu-10.0" / "vmstate-pc.json"
+
+
+def test_dumps_before_qemu_8_say_they_give_no_element_counts() -> None:
+    old = qemu_dump.read(json.loads(QEMU_5_2.read_text()), "5.2")
+    new = qemu_dump.read(json.loads(QEMU_10_0.read_text()), "10.0")
+    assert not old.counts_known and new.counts_known
+
+
+@pytest.mark.parametrize("direction", ["forward", "backward"])
+def test_e1000e_retired_interrupt_fields_are_not_wire_breaks_between_5_2_and_10_0(
+    tmp_path: Path, direction: str
+) -> None:
+    """QEMU 10.0 replaced e1000e's itr/eitr 'intr_pending' flags (1 byte; 5 bytes, an array the 5.2 dump
+    cannot show) by 'unused' placeholders of the same bytes; e1000e migrates both ways."""
+    code, out, err = run("diff", str(QEMU_5_2), str(QEMU_10_0), "--format", "json", "--direction", direction)
+    assert err == "" and code == EXIT_INCOMPATIBLE  # other devices do break
+    findings = [f for f in json.loads(out)["findings"] if f["section"] == "e1000e"]
+    unused = {f["path"]: f for f in findings if f["rule"] == "FIELD_UNUSED"}
+    assert set(unused) == {"e1000e/core.itr_intr_pending", "e1000e/core.eitr_intr_pending"}
+    assert all(f["level"] == "ADVISORY" for f in unused.values())
+    assert "same 5 bytes" in unused["e1000e/core.eitr_intr_pending"]["message"]
+    assert "before 8.0" in unused["e1000e/core.eitr_intr_pending"]["message"]
+    assert "before 8.0" not in unused["e1000e/core.itr_intr_pending"]["message"]
+    breaking = {(f["rule"], f["path"]) for f in findings if f["level"] != "ADVISORY"}
+    # What is left is real: timadj is new in 10.0 (gated by a test function at the destination).
+    assert breaking == {("FIELD_ADDED" if direction == "forward" else "FIELD_REMOVED", "e1000e/core.timadj")}
+
+
+def test_an_unknown_count_that_the_bytes_cannot_explain_is_still_a_break(tmp_path: Path) -> None:
+    old = json.loads(QEMU_5_2.read_text())
+    new = json.loads(QEMU_10_0.read_text())
+    placeholder = next(f for f in _fields(new, "e1000e") if f["field"] == "unused" and f["size"] == 5)
+    placeholder["size"] = 7  # still a whole number of the 1-byte elements of the 5.2 field
+    code, report = qemu_diff(tmp_path, old, new)
+    assert "e1000e/core.eitr_intr_pending" in {f["path"] for f in report["findings"] if f["rule"] == "FIELD_UNUSED"}
+    old_field = next(f for f in _fields(old, "e1000e") if f["field"] == "core.eitr_intr_pending")
+    old_field["size"] = 2  # 7 bytes are no whole number of 2-byte elements
+    code, report = qemu_diff(tmp_path, old, new)
+    assert code == EXIT_INCOMPATIBLE
+    rules = {(f["rule"], f["path"]) for f in report["findings"] if f["section"] == "e1000e"}
+    assert ("FIELD_REMOVED", "e1000e/core.eitr_intr_pending") in rules
+    assert ("FIELD_ADDED", "e1000e/unused") in rules
+
+
+def _group(dump: dict[str, Any], section: str, start: int, stop: int) -> None:
+    """Move fields[start:stop] of a section into one nested description, as a VMSTATE_STRUCT would."""
+    fields = _fields(dump, section)
+    inner = {"name": f"{section}-group", "version_id": 1, "minimum_version_id": 1, "Fields": fields[start:stop]}
+    fields[start:stop] = [{"field": "group", "version_id": 0, "field_exists": False, "size": 64, "Description": inner}]
+
+
+def test_fields_regrouped_into_a_struct_with_the_same_bytes_break_only_ber(tmp_path: Path) -> None:
+    new = json.loads(QEMU_10_0.read_text())
+    old = copy.deepcopy(new)
+    sizes = [f["size"] for f in _fields(old, "mc146818rtc")[:3]]
+    assert all(isinstance(size, int) for size in sizes)
+    _group(new, "mc146818rtc", 0, 3)
+    code, report = qemu_diff(tmp_path, old, new, "--wire", "qemufile")
+    assert code == EXIT_OK
+    assert [(f["rule"], f["level"], f["path"]) for f in report["findings"]] == [
+        ("FIELDS_REGROUPED", "WIRE_BER", f"mc146818rtc/{_fields(old, 'mc146818rtc')[0]['field']}")
+    ]
+    assert f"same {sum(sizes)} legacy bytes" in report["findings"][0]["message"]
+    code, report = qemu_diff(tmp_path, new, old, "--wire", "ber")
+    assert code == EXIT_INCOMPATIBLE and report["summary"]["rules"] == ["FIELDS_REGROUPED"]
+
+
+def test_a_regroup_that_moves_bytes_is_not_a_regroup(tmp_path: Path) -> None:
+    new = json.loads(QEMU_10_0.read_text())
+    old = copy.deepcopy(new)
+    _group(new, "mc146818rtc", 0, 3)
+    inner = _fields(new, "mc146818rtc")[0]["Description"]["Fields"]
+    inner[0], inner[2] = inner[2], inner[0]  # same total, other offsets
+    assert inner[0]["size"] != inner[2]["size"]
+    code, report = qemu_diff(tmp_path, old, new, "--wire", "qemufile")
+    assert code == EXIT_INCOMPATIBLE
+    assert "FIELDS_REGROUPED" not in {f["rule"] for f in report["findings"]}
+
+
+def test_a_regroup_that_changes_a_sign_is_not_a_regroup() -> None:
+    old = desc(Field("a", U16), Field("lo", U16), Field("hi", U32))
+    new = desc(Field("a", U16), Field("pair", Struct("pair", (Field("lo", S16), Field("hi", U32)))))
+    report = schema_diff.compare(schema_read.read(document(old), "old"), schema_read.read(document(new), "new"))
+    assert "FIELDS_REGROUPED" not in report.rules() and not report.compatible(("qemufile",))

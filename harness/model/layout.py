@@ -210,6 +210,9 @@ class Layout:
     #: QEMU's machine type (``vmschkmachine``), when the dump has one.
     machine: str | None = None
     machine_pointer: str = ""
+    #: Whether an :class:`Opaque` without a count is one element. QEMU's dumps
+    #: before 8.0 give no element counts: there, such a member may be an array.
+    counts_known: bool = True
 
 
 def pointer(*tokens: str | int) -> str:

@@ -11,7 +11,9 @@ whose keys are section names; ``vmschkmachine`` holds the machine type
 "minimum_version_id", "Description"}``, a description is ``{"name",
 "version_id", "minimum_version_id", "Fields"?, "Subsections"?}``, a field is
 ``{"field", "version_id", "field_exists", "size", "num"?, "Description"?}``
-(``num`` only in dumps from QEMU 8.0 on). A field's ``version_id`` is the
+(``num`` only in dumps from QEMU 8.0 on, and only for arrays: a dump
+without any ``num`` cannot tell an array from one element, and its layout
+says so, :attr:`~migcompat.model.layout.Layout.counts_known`). A field's ``version_id`` is the
 stream version it arrived in; ``field_exists`` says a test function gates it;
 ``size`` is its size in bytes (of one element, for an array), except for a
 nested description, where it is the C struct's size and says nothing about
@@ -22,6 +24,7 @@ unsigned, and this reader does not pretend it can.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from migcompat.errors import UsageError
@@ -43,6 +46,8 @@ class _Reader:
     def __init__(self, label: str) -> None:
         self.label = label
         self.depth = 0
+        #: Whether any field gives its element count (``num``: QEMU 8.0 on).
+        self.counts = False
 
     def fail(self, where: str, problem: str) -> UsageError:
         return UsageError(f"{self.label}: not a QEMU -dump-vmstate file: {problem} (at {where or '/'})")
@@ -90,7 +95,8 @@ class _Reader:
                 # An entry without a description: no fields we can see.
                 description = Section(key, version, minimum, (), (), where, keys=KEYS)
             layout.sections[key] = TopSection(key, description, version, minimum, where)
-        return layout
+        # A dump that gives no count anywhere is from before QEMU 8.0: it cannot tell arrays.
+        return dataclasses.replace(layout, counts_known=self.counts)
 
     def section(self, value: Any, where: str) -> Section:
         self.depth += 1
@@ -118,6 +124,7 @@ class _Reader:
                 kind = self.section(item["Description"], join(at, "Description"))
             else:
                 count = self.integer(item, "num", at) if "num" in item else None
+                self.counts = self.counts or count is not None
                 kind = Opaque(self.integer(item, "size", at), count)
             members.append(
                 Member(

@@ -186,14 +186,124 @@ def _lcs(
     return pairs
 
 
-def _total_bytes(members: Sequence[Member]) -> int | None:
-    """The byte size of members QEMU describes by size only; None if any is more than a size."""
-    total = 0
+#: A leaf of the legacy wire: its byte size; whether it occurs exactly once
+#: (False: a member of unknown element count, that size one or more times);
+#: its type where the description gives one (None: QEMU's dumps give sizes only).
+Leaf = tuple[int, bool, str | None]
+#: Most leaves compared byte by byte in one gap.
+_MOST_LEAVES = 4096
+
+
+def _total_bytes(members: Sequence[Member]) -> int:
+    """The bytes of a side's placeholders (``unused``: always one element)."""
+    return sum(member.kind.size * (member.kind.count or 1) for member in members if isinstance(member.kind, Opaque))
+
+
+def _leaves(members: Sequence[Member], version: int, counts_known: bool) -> list[Leaf] | None:
+    """The fixed-size leaves ``members`` put on the legacy wire at ``version``, in
+    order; None when any member's bytes are not fixed by the description alone
+    (a value condition, a length held in a field, a nested subsection)."""
+    out: list[Leaf] = []
     for member in members:
-        if not isinstance(member.kind, Opaque):
+        if not member.on_wire(version):
+            continue
+        leaves = None if member.when is not None else _kind_leaves(member.kind, version, counts_known)
+        if leaves is None or len(out) + len(leaves) > _MOST_LEAVES:
             return None
-        total += member.kind.size * (member.kind.count or 1)
-    return total
+        out += leaves
+    return out
+
+
+def _kind_leaves(kind: Kind, version: int, counts_known: bool) -> list[Leaf] | None:
+    if isinstance(kind, Opaque):
+        return [(kind.size, counts_known, None)] if kind.count is None else [(kind.size, True, None)] * kind.count
+    if isinstance(kind, Int):
+        return [(kind.bits // 8, True, legacy(kind, version)[0])]
+    if isinstance(kind, Plain):
+        return [(1, True, "bool")] if kind.kind == "bool" else None
+    if isinstance(kind, Buf):
+        return [(kind.size, True, "buffer")] if isinstance(kind.size, int) else None
+    if isinstance(kind, Record):
+        return _leaves(kind.members, version, counts_known)
+    if isinstance(kind, Section):
+        return None if kind.subsections else _leaves(kind.members, kind.version_id, counts_known)
+    if isinstance(kind.length, int) and kind.framing.kind == "known" and kind.length <= _MOST_LEAVES:
+        element = _kind_leaves(kind.element, version, counts_known)
+        return None if element is None else element * kind.length
+    return None
+
+
+def _same_leaves(left: list[Leaf], right: list[Leaf]) -> bool:
+    """Whether both sides put leaves of the same sizes at the same offsets; a
+    leaf of unknown count on one side stands for one or more of its size."""
+    seen: set[tuple[int, int]] = set()
+    work = [(0, 0)]
+    while work:
+        i, j = work.pop()
+        if (i, j) in seen:
+            continue
+        seen.add((i, j))
+        if i == len(left) or j == len(right):
+            if i == len(left) and j == len(right):
+                return True
+            continue
+        (size, exact, kind), (other, other_exact, other_kind) = left[i], right[j]
+        if size != other or not _same_leaf_type(kind, other_kind):
+            continue
+        work.append((i + 1, j + 1))
+        if not exact and other_exact:
+            work.append((i, j + 1))  # the unknown count takes one more
+        elif exact and not other_exact:
+            work.append((i + 1, j))
+    return False
+
+
+def _same_total(left: list[Leaf], right: list[Leaf]) -> bool | None:
+    """Whether both sides put the same number of bytes on the wire: True when
+    they do with every count of one, None when they do only with the count of
+    the one member of unknown count inferred, False otherwise."""
+    totals = [sum(size for size, _, _ in side) for side in (left, right)]
+    if totals[0] == totals[1]:
+        return True
+    unknown = [(index, size) for index, side in enumerate((left, right)) for size, exact, _ in side if not exact]
+    if len(unknown) != 1:
+        return False
+    index, size = unknown[0]
+    rest = totals[1 - index] - totals[index]
+    return None if rest > 0 and rest % size == 0 else False
+
+
+def _same_sizes(left: list[Leaf], right: list[Leaf]) -> bool | None:
+    """Whether both sides put leaves of the same sizes at the same offsets: True
+    with every count of one, None only with counts inferred, False otherwise."""
+    if len(left) == len(right) and all(
+        a[0] == b[0] and _same_leaf_type(a[2], b[2]) for a, b in zip(left, right, strict=True)
+    ):
+        return True
+    return None if _same_leaves(left, right) else False
+
+
+def _same_leaf_type(kind: str | None, other: str | None) -> bool:
+    """Two leaves of one size agree unless both have types and they differ (a sign change misreads)."""
+    return kind is None or other is None or kind == other
+
+
+#: Said of a member added behind a test function (``field_exists``).
+_TEST_GATED = (
+    "; a test function gates it at the destination: QEMU turns such a field off for older machine types with "
+    "a compatibility property, and a dump of one machine type cannot show whether it does"
+)
+
+
+def _test_gated(member: Member) -> bool:
+    return member.when is not None and member.when.field is None
+
+
+#: Said of a finding that relies on an inferred element count.
+_INFERRED = (
+    " (taking the element count of a member the older dump gives no count for from the bytes on the other side: "
+    "QEMU's dumps before 8.0 do not tell an array from one element)"
+)
 
 
 # -- the comparison -----------------------------------------------------------------
@@ -206,6 +316,8 @@ class _Comparison:
         self.findings = findings
         self.direction = direction
         self.section = ""
+        #: Whether each side's dump gives element counts (source, destination).
+        self.counts_known = (True, True)
 
     def add(
         self,
@@ -232,6 +344,7 @@ class _Comparison:
 
     # -- sections ------------------------------------------------------------
     def layouts(self, source: Layout, destination: Layout) -> None:
+        self.counts_known = (source.counts_known, destination.counts_known)
         if source.machine is not None and destination.machine is not None and source.machine != destination.machine:
             self.add(
                 "MACHINE_TYPE_CHANGED",
@@ -491,12 +604,14 @@ class _Comparison:
             return []
         sources = [sent[i] for i in left]
         readers = [read[j] for j in right]
-        if self.retired(path, sources, readers):
+        if self.retired(path, sources, readers, version):
             return []
         pairs = _lcs(
             [legacy(member.kind, version) for member in sources],
             [legacy(member.kind, version) for member in readers],
         )
+        if len(pairs) < max(len(sources), len(readers)) and self.regrouped(path, sources, readers, version):
+            return []
         renamed = [(left[a], right[b]) for a, b in pairs]
         for i, j in renamed:
             self.add(
@@ -549,14 +664,13 @@ class _Comparison:
                 member.pointer,
                 f"the destination reads '{member.name}' ({label(member.kind)}) from a version-{version} stream, "
                 f"but the source does not write it{why}: added without a version bump (give it since={version + 1} "
-                "and raise version_id, so older streams go without it)",
+                "and raise version_id, so older streams go without it)" + _TEST_GATED * _test_gated(member),
             )
         return renamed
 
-    def retired(self, path: str, sources: Sequence[Member], readers: Sequence[Member]) -> bool:
+    def retired(self, path: str, sources: Sequence[Member], readers: Sequence[Member], version: int) -> bool:
         """QEMU's ``VMSTATE_UNUSED``: fields on one side, a placeholder of the same bytes on the other."""
-        total = _total_bytes(sources)
-        if not sources or not readers or total is None or total != _total_bytes(readers):
+        if not sources or not readers:
             return False
         if all(member.name == _UNUSED for member in sources):
             retired, placeholder, source_side = readers, sources[0], False
@@ -564,16 +678,52 @@ class _Comparison:
             retired, placeholder, source_side = sources, readers[0], True
         else:
             return False
+        left, right = self.leaves(sources, readers, version)
+        same = False if left is None or right is None else _same_total(left, right)
+        if same is False:
+            return False
+        total = _total_bytes(readers if source_side else sources)
         for member in retired:
             self.add(
                 "FIELD_UNUSED",
                 f"{path}/{member.name}",
                 member.pointer if source_side else placeholder.pointer,
                 placeholder.pointer if source_side else member.pointer,
-                f"'{member.name}' sits where the other side has an 'unused' placeholder of the same {total} bytes: "
-                "the bytes are read and dropped, so its value is not migrated",
+                f"'{member.name}' sits where the other side has an 'unused' placeholder of the same {total} bytes"
+                f"{'' if same else _INFERRED}: the bytes are read and dropped, so its value is not migrated",
             )
         return True
+
+    def regrouped(self, path: str, sources: Sequence[Member], readers: Sequence[Member], version: int) -> bool:
+        """Members renamed, split, merged or regrouped into structs with the same
+        legacy bytes: leaves of the same sizes at the same offsets."""
+        left, right = self.leaves(sources, readers, version)
+        if not left or not right:
+            return False
+        same = _same_sizes(left, right)
+        if same is False:
+            return False
+        total = sum(size for size, _, _ in right)
+        names = ", ".join(f"'{member.name}'" for member in sources)
+        others = ", ".join(f"'{member.name}'" for member in readers)
+        self.add(
+            "FIELDS_REGROUPED",
+            f"{path}/{sources[0].name}",
+            sources[0].pointer,
+            readers[0].pointer,
+            f"the source's {names} are the destination's {others}: the same {total} legacy "
+            f"bytes in the same places{'' if same else _INFERRED}, so the legacy stream loads unchanged; BER carries "
+            "the names and refuses it",
+        )
+        return True
+
+    def leaves(
+        self, sources: Sequence[Member], readers: Sequence[Member], version: int
+    ) -> tuple[list[Leaf] | None, list[Leaf] | None]:
+        return (
+            _leaves(sources, version, self.counts_known[0]),
+            _leaves(readers, version, self.counts_known[1]),
+        )
 
     @staticmethod
     def _gating(member: Member, version: int, verb: str) -> str:

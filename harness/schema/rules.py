@@ -115,6 +115,12 @@ RULES: tuple[Rule, ...] = (
         "version error: A > B (on the field)",
     ),
     Rule(
+        "FIELDS_REGROUPED",
+        Level.WIRE_BER,
+        "members renamed, split, merged or regrouped into a struct with the same legacy bytes in the same places",
+        'expected field "X", got "Y"; skipping rest',
+    ),
+    Rule(
         "FIELD_UNUSED",
         Level.ADVISORY,
         "fields replaced by an 'unused' placeholder of the same byte size (read and dropped)",
