@@ -45,6 +45,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from migcompat.codec import compiled
 from migcompat.devices.base import Device, LegacyVisit, Release
 from migcompat.errors import DecodeError, LoadRefused, MalformedInput
 from migcompat.model.strategies import states
@@ -59,7 +60,6 @@ from migcompat.model.vmstate import (
     Struct,
     Subsection,
     check_loaded,
-    load,
     refuse_count,
     walk,
 )
@@ -505,12 +505,11 @@ class CapturedSectionCodec:
                 vectors = _msix_vectors(config)
             # A shorter config space is a truncated section: loading the head says where.
         kind = 0 if is_pci else 1
-        full = CapturedSectionCodec(self.idstr, self.version, (kind, vectors, 0)).description
-        head = Description(full.name, full.version_id, full.minimum_version_id, full.fields[:-2])
-        subsections = full.fields[-1].type
-        assert isinstance(subsections, Description)
+        head, subsections = _head_and_subsections(
+            CapturedSectionCodec(self.idstr, self.version, (kind, vectors, 0)).description
+        )
         visitor = QemuFileInputVisitor(data, start, end=end)
-        load(visitor, head, self.version)
+        compiled.load(visitor, head, self.version)
         generic_end = visitor.position
         start_of_subsections = _first_subsection(data, generic_end, end, footer)
         if start_of_subsections is None:
@@ -521,7 +520,7 @@ class CapturedSectionCodec:
             )
         tail = QemuFileInputVisitor(data, start_of_subsections, end=end)
         try:
-            load(tail, subsections, subsections.version_id)
+            compiled.load(tail, subsections, subsections.version_id)
         except DecodeError as error:
             error.path = f"{head.name}/{error.path}" if error.path else head.name
             raise
@@ -536,10 +535,26 @@ class CapturedSectionCodec:
         return Transport("pci" if self.layout[0] == 0 else "mmio", self.layout[1])
 
     def load(self, visitor: Visitor, version: int) -> State:
-        return load(visitor, self.description, version)
+        return compiled.load(visitor, self.description, version)
 
     def save(self, visitor: Visitor, state: State, version: int) -> None:
         walk(visitor, self.description, state, version)
+
+
+#: A captured section's description -> the part before the device's own state, and the subsections.
+_SPLITS: dict[int, tuple[Description, Description, Description]] = {}
+
+
+def _head_and_subsections(full: Description) -> tuple[Description, Description]:
+    """The same two description objects for one (cached) full description, so
+    their compiled codecs are built once."""
+    split = _SPLITS.get(id(full))
+    if split is None or split[0] is not full:
+        subsections = full.fields[-1].type
+        assert isinstance(subsections, Description)
+        head = Description(full.name, full.version_id, full.minimum_version_id, full.fields[:-2])
+        split = _SPLITS[id(full)] = (full, head, subsections)
+    return split[1], split[2]
 
 
 # -- generated states -------------------------------------------------------

@@ -26,13 +26,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from migcompat import devices
+from migcompat.codec import compiled
 from migcompat.codec.compiled import FORMATS, CompiledCodec, compile_codec
 from migcompat.devices.base import Device, Release
 from migcompat.errors import EncodeError, MigcompatError
+from migcompat.model import vmstate
 from migcompat.model.strategies import descriptions, values_of
 from migcompat.model.vmstate import Description, Field, Scalar, State, Struct
 from migcompat.perf import bench
 from migcompat.qemu import stream
+from migcompat.wire.qemufile import QemuFileInputVisitor
 
 CORPUS = Path(__file__).parent.parent / "corpora" / "qemu-7.2"
 DEVICE_RELEASES = [(device, release) for device in devices.registry().values() for release in device.releases]
@@ -467,3 +470,43 @@ def test_fields_sharing_a_condition_are_packed_with_the_run_that_decides_it() ->
     # A value the fast path does not take still goes to the walker, which decides.
     with pytest.raises(EncodeError):
         codec.encode({"kind": 1, "a": {**ipv4, "port": -1}, "extra": 0})
+
+
+# -- at an offset in a stream ----------------------------------------------------------------
+
+
+def _load_at(
+    load: Callable[..., State], description: Description, data: bytes, start: int, end: int, version: int
+) -> Any:
+    """What loading ``data[start:end]`` in place gives: the state and end position, or the error."""
+    visitor = QemuFileInputVisitor(data, start, end=end)
+    try:
+        return typed(load(visitor, description, version)), visitor.position
+    except MigcompatError as error:
+        return type(error).__name__, str(error), error.offset, error.path
+
+
+@pytest.mark.parametrize("section", range(len(CAPTURED)), ids=[label for label, *_ in CAPTURED])
+def test_sections_load_in_place_as_the_walker_loads_them(section: int) -> None:
+    """A stream parser loads each section where it stands, bounded by the section's end; the
+    compiled path must give the walker's state, position and errors, whatever follows the bound."""
+    _label, description, version, state = CAPTURED[section]
+    body = compile_codec(description, "qemufile").generic_encode(state)
+    rng = random.Random(section)
+    for after in (
+        b"",
+        b"\x7e\x00\x00\x00\x02",
+        b"\x05" + bytes([len(description.name) + 1]) + description.name.encode(),
+    ):
+        before = rng.randbytes(rng.randrange(1, 64))
+        data = before + body + after + rng.randbytes(16)
+        start, end = len(before), len(before) + len(body)
+        for bound in (end, end - 1, max(start, end - 3), len(data)):
+            fast = _load_at(compiled.load, description, data, start, bound, version)
+            assert fast == _load_at(vmstate.load, description, data, start, bound, version)
+        assert _load_at(compiled.load, description, data, start, end, version) == (typed(state), end)
+    for mutated in mutations(body, rng, 20):
+        data = b"\x00" * 3 + mutated + b"\x7e\x05\x05"
+        bound = 3 + len(mutated)
+        fast = _load_at(compiled.load, description, data, 3, bound, version)
+        assert fast == _load_at(vmstate.load, description, data, 3, bound, version)

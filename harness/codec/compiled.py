@@ -77,6 +77,7 @@ from migcompat.model import vmstate
 from migcompat.model.vmstate import Description, State
 from migcompat.wire.ber import BerInputVisitor, BerOutputVisitor
 from migcompat.wire.qemufile import QemuFileInputVisitor, QemuFileOutputVisitor
+from migcompat.wire.visitor import Visitor
 
 Format = Literal["qemufile", "ber"]
 FORMATS: tuple[Format, ...] = ("qemufile", "ber")
@@ -201,6 +202,23 @@ class CompiledCodec:
             pass
         return self.generic_decode(data, version)
 
+    def decode_at(self, data: bytes, start: int, end: int, version: int) -> tuple[State, int] | None:
+        """The state the generated decoder reads from ``data`` at ``start`` and
+        where it ends, if it ends by ``end``; None when the generic path must
+        decide (the input visitor reading ``data[start:end]`` then gives the
+        same state and position, or the error)."""
+        if self.format != "qemufile" or type(data) is not bytes:
+            return None
+        try:
+            decoder = self._by_version.get(version) or self.raw_decoder(version)
+            if decoder is not None:
+                state, position = decoder(data, start)
+                if position <= end:
+                    return state, position
+        except GIVES_UP:
+            pass
+        return None
+
     def generic_encode(self, state: Mapping[str, Any]) -> bytes:
         """The walker with the output visitor: the reference the fast path matches."""
         visitor = QemuFileOutputVisitor() if self.format == "qemufile" else BerOutputVisitor()
@@ -215,6 +233,18 @@ class CompiledCodec:
         state = vmstate.load(visitor, self.description, version)
         visitor.finish()
         return state
+
+
+def load(visitor: Visitor, description: Description, version: int) -> State:
+    """``vmstate.load``, through the compiled codec when ``visitor`` reads QEMU's
+    legacy bytes: the same state, end position and errors, at generated-code
+    speed. A stream parser calls it once per section of a real stream."""
+    if type(visitor) is QemuFileInputVisitor:
+        decoded = compile_codec(description, "qemufile").decode_at(visitor.data, visitor.position, visitor.end, version)
+        if decoded is not None:
+            state, visitor.position = decoded
+            return state
+    return vmstate.load(visitor, description, version)
 
 
 def _dispatcher(fmt: Format) -> Dispatch:
@@ -247,4 +277,4 @@ def compile_codec(description: Description, fmt: Format) -> CompiledCodec:
     return codec
 
 
-__all__ = ["FORMATS", "CompiledCodec", "Format", "compile_codec"]
+__all__ = ["FORMATS", "CompiledCodec", "Format", "compile_codec", "load"]

@@ -32,6 +32,7 @@ of the stream (the version is the stream's, the minimum version too).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -175,7 +176,25 @@ def _description(entry: Mapping[str, Any], owner: str, depth: int) -> Descriptio
         raise _fail(path, str(error)) from None
 
 
+#: Imported descriptions by their vmdesc entry's JSON text and version: one
+#: object per distinct section layout, so its compiled codec is built once.
+_IMPORTED: dict[tuple[str, int], Description] = {}
+_IMPORTED_MOST = 2048
+
+
 def from_vmdesc(entry: Mapping[str, Any], version: int) -> Description:
+    """:func:`read_vmdesc`, the same object for the same entry and version."""
+    key = (json.dumps(entry, sort_keys=True, separators=(",", ":")), version)
+    described = _IMPORTED.get(key)
+    if described is None:
+        described = read_vmdesc(entry, version)
+        if len(_IMPORTED) >= _IMPORTED_MOST:
+            del _IMPORTED[next(iter(_IMPORTED))]
+        _IMPORTED[key] = described
+    return described
+
+
+def read_vmdesc(entry: Mapping[str, Any], version: int) -> Description:
     """The description of one section, written at ``version``, from its vmdesc entry.
 
     A VMState section's entry is ``{"name", "instance_id", "vmsd_name",

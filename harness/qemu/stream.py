@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from migcompat.codec import compiled
 from migcompat.errors import DecodeError, DescriptionError, MalformedInput, TrailingData, TruncatedInput
 from migcompat.model import vmstate
 from migcompat.qemu import imported, vmdesc
@@ -116,7 +117,7 @@ class DescriptionCodec:
         return self if not layout else None
 
     def load(self, visitor: Visitor, version: int) -> dict[str, Any]:
-        return vmstate.load(visitor, self.description, version)
+        return compiled.load(visitor, self.description, version)
 
     def save(self, visitor: Visitor, state: dict[str, Any], version: int) -> None:
         vmstate.walk(visitor, self.description, state, version)
@@ -375,7 +376,7 @@ def _read_body(
             end = reader.position + size
             visitor = QemuFileInputVisitor(reader.data, reader.position, end=min(end, len(reader.data)))
             try:
-                record.state = vmstate.load(visitor, description, record.version_id)
+                record.state = compiled.load(visitor, description, record.version_id)
                 if visitor.position != end:
                     raise MalformedInput(
                         f"the vmdesc trailer gives the section {size} bytes, its fields take "

@@ -141,6 +141,16 @@ class QemuFileInputVisitor(PathTracker, Visitor):
         self.position = offset
         self._end = len(self._data) if end is None else end
 
+    @property
+    def data(self) -> bytes:
+        """The whole input (reading starts at the offset given and goes on at :attr:`position`)."""
+        return self._data
+
+    @property
+    def end(self) -> int:
+        """Where the input ends for this visitor (reading past it is a truncated input)."""
+        return self._end
+
     def _offset(self) -> int | None:
         return self.position
 
