@@ -46,6 +46,10 @@ class Release:
         return self.description.version_id
 
 
+#: ``expected(source, destination, pairing, state)``: the state a correct load gives.
+ExpectedState = Callable[[Release, Release, str, State], State]
+
+
 @dataclass(frozen=True)
 class Device:
     name: str
@@ -71,6 +75,12 @@ class Device:
     #: themselves, or (for a device whose states hold thousands of elements)
     #: the same releases built with smaller fixed limits.
     fuzz_releases: Callable[[], tuple[Release, ...]] | None = None
+    #: The state a correct load gives for a state saved at the source release
+    #: through a pairing, when names alone do not say it (``None``: the source
+    #: state projected onto the destination's fields by name). QEMU's dumps use
+    #: it: the legacy wire carries no names, so a field renamed in place keeps
+    #: its bytes.
+    expected_state: ExpectedState | None = None
     _by_name: dict[str, Release] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

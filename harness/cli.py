@@ -9,6 +9,7 @@ a traceback -- and nothing is written to an output file on failure.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -20,7 +21,7 @@ from typing import Any, Literal, cast
 import click
 
 from migcompat.devices.streams import convert_stream, inspect_stream
-from migcompat.errors import MigcompatError
+from migcompat.errors import MigcompatError, UsageError
 from migcompat.qemu import render
 
 EXIT_OK = 0
@@ -143,6 +144,14 @@ def convert(source: str, target: str, to: str) -> None:
 )
 @click.option("--no-shrink", is_flag=True, help="Do not shrink failing examples.")
 @click.option("--no-mutants", is_flag=True, help="Skip the mutation matrix (cells and negotiation only).")
+@click.option(
+    "--qemu-dump",
+    "qemu_dumps",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="A QEMU -dump-vmstate file, one per release, oldest first (two or more): run every device class they "
+    "describe instead of the reference models.",
+)
 def matrix(
     device_names: tuple[str, ...],
     pairings: tuple[str, ...],
@@ -155,58 +164,84 @@ def matrix(
     waiver_file: str | None,
     no_shrink: bool,
     no_mutants: bool,
+    qemu_dumps: tuple[str, ...],
 ) -> None:
     """Run the compatibility matrix and write its reports.
 
     Every device x source release x destination release x visitor pairing;
-    exit 0 when every cell matches its expectation, 1 when not.
+    exit 0 when every cell matches its expectation, 1 when not. With
+    --qemu-dump, the devices are every section of the dumps (`qemu:<section>`),
+    the releases the dumps, and a cell's expectation the static checker's
+    verdict on the two dumps.
     """
     from migcompat import report
     from migcompat.compat import cell
     from migcompat.compat import matrix as matrix_module
 
     waivers: frozenset[str] = frozenset()
-    try:
-        if waiver_file is not None or Path("waivers.toml").exists():
-            waivers = matrix_module.load_waivers(Path(waiver_file or "waivers.toml"))
-        config = cell.MatrixConfig(
-            devices=device_names,
-            pairings=pairings or tuple(cell.PAIRING_PATHS),
-            sources=sources,
-            destinations=destinations,
-            examples=examples or cell.DEFAULT_EXAMPLES,
-            seed=cell.DEFAULT_SEED if seed is None else seed,
-            jobs=jobs or matrix_module.default_jobs(),
-            waivers=waivers,
-            shrink=not no_shrink,
-            mutants=not no_mutants,
+    with contextlib.ExitStack() as scope:
+        try:
+            if waiver_file is not None or Path("waivers.toml").exists():
+                waivers = matrix_module.load_waivers(Path(waiver_file or "waivers.toml"))
+            if qemu_dumps:
+                device_names = _dump_devices(scope, qemu_dumps, device_names)
+            config = cell.MatrixConfig(
+                devices=device_names,
+                pairings=pairings or tuple(cell.PAIRING_PATHS),
+                sources=sources,
+                destinations=destinations,
+                examples=examples or cell.DEFAULT_EXAMPLES,
+                seed=cell.DEFAULT_SEED if seed is None else seed,
+                jobs=jobs or matrix_module.default_jobs(),
+                waivers=waivers,
+                shrink=not no_shrink,
+                mutants=not no_mutants,
+            )
+            specs = matrix_module.cells_of(config)
+        except MigcompatError as error:
+            _fail(str(error))
+            return
+        with click.progressbar(length=len(specs), label="matrix", file=sys.stderr) as bar:
+            results = matrix_module.run_matrix(config, progress=lambda _cell: bar.update(1))
+        try:
+            written = report.write_all(results, Path(out_dir))
+        except OSError as error:
+            _fail(f"cannot write reports to {out_dir}: {error.strerror}")
+            return
+        totals = results.outcome_totals()
+        click.echo(
+            f"{len(results.cells)} cells in {results.meta['seconds']} s: "
+            + ", ".join(f"{count} {outcome}" for outcome, count in sorted(totals.items()))
         )
-        specs = matrix_module.cells_of(config)
-    except MigcompatError as error:
-        _fail(str(error))
-        return
-    with click.progressbar(length=len(specs), label="matrix", file=sys.stderr) as bar:
-        results = matrix_module.run_matrix(config, progress=lambda _cell: bar.update(1))
-    try:
-        written = report.write_all(results, Path(out_dir))
-    except OSError as error:
-        _fail(f"cannot write reports to {out_dir}: {error.strerror}")
-        return
-    totals = results.outcome_totals()
-    click.echo(
-        f"{len(results.cells)} cells in {results.meta['seconds']} s: "
-        + ", ".join(f"{count} {outcome}" for outcome, count in sorted(totals.items()))
-    )
-    for line in matrix_module.iter_failures(results):
-        click.echo(f"FAIL {line}")
-    for key in results.meta.get("unused_waivers", []):
-        click.echo(f"note: waiver for {key} matched no cell")
-    click.echo(
-        f"static checker: {len(results.agreement)} verdicts compared with the dynamic outcome, "
-        f"{len(results.disagreements)} disagree (listed with the reason in the reports)"
-    )
-    click.echo("reports: " + ", ".join(str(path) for path in written))
-    sys.exit(EXIT_OK if results.passed else EXIT_INCOMPATIBLE)
+        for line in matrix_module.iter_failures(results):
+            click.echo(f"FAIL {line}")
+        for key in results.meta.get("unused_waivers", []):
+            click.echo(f"note: waiver for {key} matched no cell")
+        click.echo(
+            f"static checker: {len(results.agreement)} verdicts compared with the dynamic outcome, "
+            f"{len(results.disagreements)} disagree (listed with the reason in the reports)"
+        )
+        click.echo("reports: " + ", ".join(str(path) for path in written))
+        sys.exit(EXIT_OK if results.passed else EXIT_INCOMPATIBLE)
+
+
+def _dump_devices(scope: contextlib.ExitStack, paths: tuple[str, ...], names: tuple[str, ...]) -> tuple[str, ...]:
+    """The devices of QEMU dumps, registered while ``scope`` lasts; the ones asked
+    for (all by default), after saying which sections cannot run."""
+    from migcompat.compat import dumps
+
+    dumped, skipped = scope.enter_context(dumps.use(paths))
+    chosen = tuple(dumps.qualified(name) for name in names) or dumped
+    for name in chosen:
+        if name in skipped:
+            raise UsageError(f"{name} cannot run: {skipped[name]}")
+    if skipped and chosen == dumped:
+        click.echo(
+            f"{len(dumped)} device classes from {len(paths)} dumps; {len(skipped)} not run (fields of a size the "
+            f"dump does not give differ between releases): {', '.join(sorted(skipped))}",
+            err=True,
+        )
+    return chosen
 
 
 @cli.command("devices")

@@ -559,8 +559,10 @@ def test_qemu_unused_placeholder_of_the_same_size_is_advisory(qemu: dict[str, An
         fields[3:5] = [{"field": "unused", "version_id": 0, "field_exists": False, "size": 16}]
 
     code, report = qemu_diff(tmp_path, qemu, edited(qemu, retire))
+    assert code == EXIT_INCOMPATIBLE  # on BER: the names differ
+    assert [(f["rule"], f["level"]) for f in report["findings"]] == [("FIELD_UNUSED", "WIRE_BER")] * 2
+    code, _ = qemu_diff(tmp_path, qemu, edited(qemu, retire), "--wire", "qemufile")
     assert code == EXIT_OK
-    assert [f["rule"] for f in report["findings"]] == ["FIELD_UNUSED", "FIELD_UNUSED"]
 
     def wrong_size(dump: dict[str, Any]) -> None:
         retire(dump)
@@ -786,11 +788,11 @@ def test_e1000e_retired_interrupt_fields_are_not_wire_breaks_between_5_2_and_10_
     findings = [f for f in json.loads(out)["findings"] if f["section"] == "e1000e"]
     unused = {f["path"]: f for f in findings if f["rule"] == "FIELD_UNUSED"}
     assert set(unused) == {"e1000e/core.itr_intr_pending", "e1000e/core.eitr_intr_pending"}
-    assert all(f["level"] == "ADVISORY" for f in unused.values())
+    assert all(f["level"] == "WIRE_BER" for f in unused.values())
     assert "same 5 bytes" in unused["e1000e/core.eitr_intr_pending"]["message"]
     assert "before 8.0" in unused["e1000e/core.eitr_intr_pending"]["message"]
     assert "before 8.0" not in unused["e1000e/core.itr_intr_pending"]["message"]
-    breaking = {(f["rule"], f["path"]) for f in findings if f["level"] != "ADVISORY"}
+    breaking = {(f["rule"], f["path"]) for f in findings if f["level"] not in ("ADVISORY", "WIRE_BER")}
     # What is left is real: timadj is new in 10.0 (gated by a test function at the destination).
     assert breaking == {("FIELD_ADDED" if direction == "forward" else "FIELD_REMOVED", "e1000e/core.timadj")}
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from migcompat.codec.runtime import TAG_UTF8STRING
 from migcompat.limits import MAX_DEPTH
 from migcompat.model.vmstate import Array, Buffer, Description, Field, FieldType, Scalar, Struct
+from migcompat.wire import ber
 from migcompat.wire.ber import CODES, encode_tlv
 from migcompat.wire.visitor import INTEGER_KINDS, ListFraming
 
@@ -200,7 +201,7 @@ def code_tlv(code: str) -> bytes:
 
 
 def signature_text(members: list[Member]) -> bytes:
-    return " ".join(f"{name}:{code}" for name, code in members).encode()
+    return ber.signature_text(members).encode()
 
 
 def signature(members: list[Member]) -> bytes:

@@ -101,7 +101,7 @@ def static_report(source: Description, destination: Description) -> Report:
 
 
 @cache
-def _release_report(device: str, source: str, destination: str) -> Report:
+def release_report(device: str, source: str, destination: str) -> Report:
     found = devices.get(device)
     return static_report(found.release(source).description, found.release(destination).description)
 
@@ -127,7 +127,7 @@ def cell_rows(cells: Sequence[Cell]) -> list[Agreement]:
     rows = []
     for cell in cells:
         wire = pairing_wire(cell.pairing)
-        static, rules = _verdict(_release_report(cell.device, cell.source, cell.destination), wire)
+        static, rules = _verdict(release_report(cell.device, cell.source, cell.destination), wire)
         agrees, reason = _judge(static, rules, cell.outcome.value, cell.detail.message, wire)
         rows.append(
             Agreement(

@@ -36,7 +36,7 @@ from hypothesis.errors import HypothesisWarning, NoSuchExample, Unsatisfiable
 from migcompat import devices
 from migcompat.compat.classify import ExampleResult, StreamChanged, classify
 from migcompat.compat.results import Cell, Detail
-from migcompat.devices.base import Device, Release
+from migcompat.devices.base import Device, ExpectedState, Release
 from migcompat.model import vmstate
 from migcompat.model.projection import project
 from migcompat.model.vmstate import Description, State
@@ -102,8 +102,11 @@ def decode(fmt: str, description: Description, encoded: Any, version: int) -> St
     return loaded
 
 
-def run_example(source: Release, destination: Release, pairing: str, state: State) -> ExampleResult:
-    """Save ``state`` at ``source``, carry it through ``pairing``, load it at ``destination``."""
+def run_example(
+    source: Release, destination: Release, pairing: str, state: State, expected: ExpectedState | None = None
+) -> ExampleResult:
+    """Save ``state`` at ``source``, carry it through ``pairing``, load it at ``destination``;
+    the load is right when it gives ``expected`` (by default: the state projected by names)."""
     path = PAIRING_PATHS[pairing]
     first = path[0]
 
@@ -115,7 +118,11 @@ def run_example(source: Release, destination: Release, pairing: str, state: Stat
 
     return classify(
         load,
-        lambda: project(state, source.description, destination.description),
+        lambda: (
+            project(state, source.description, destination.description)
+            if expected is None
+            else expected(source, destination, pairing, state)
+        ),
         "loaded without error, but the state differs from the source's",
     )
 
@@ -163,7 +170,7 @@ def _shrink(device: Device, spec: CellSpec, outcome: Outcome, seed_value: int) -
     source, destination = device.release(spec.source), device.release(spec.destination)
 
     def shows(state: State) -> bool:
-        return run_example(source, destination, spec.pairing, state).outcome is outcome
+        return run_example(source, destination, spec.pairing, state, device.expected_state).outcome is outcome
 
     try:
         shrunk: State = find(
@@ -209,7 +216,7 @@ def run_cell(spec: CellSpec, examples: int, seed_value: int, waived: bool, shrin
         signal.alarm(CELL_TIMEOUT_SECONDS)
     try:
         for index, state in enumerate(states_for(spec.device, spec.source, examples, seed_value)):
-            result = run_example(source, destination, spec.pairing, state)
+            result = run_example(source, destination, spec.pairing, state, device.expected_state)
             results.append(result)
             first_of.setdefault(result.outcome, (index, result))
     except _CellTimeout:

@@ -83,7 +83,7 @@ def device_outcome(device: Device, source: Release, destination: Release, protoc
     states = device.fixed_states(source)
     if not states:
         raise DescriptionError(f"device {device.name} has no fixed states at {source.name}: negotiation needs some")
-    results = [run_example(source, destination, protocol, state) for state in states]
+    results = [run_example(source, destination, protocol, state, device.expected_state) for state in states]
     outcome = worst([result.outcome for result in results])
     shown = next(result for result in results if result.outcome is outcome)
     return DeviceOutcome(

@@ -141,6 +141,9 @@ class Member:
     until: int | None
     when: Condition | None
     pointer: str
+    #: QEMU dumps: how many of a nested description the field holds (``num``, QEMU 8.0 on);
+    #: the static checker does not compare it yet.
+    count: int | None = None
 
     def on_wire(self, version: int) -> bool:
         return self.since <= version and (self.until is None or version < self.until)

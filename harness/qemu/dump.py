@@ -120,11 +120,11 @@ class _Reader:
             if not isinstance(exists, bool):
                 raise self.fail(join(at, "field_exists"), "'field_exists' must be true or false")
             kind: Kind
+            count = self.integer(item, "num", at) if "num" in item else None
+            self.counts = self.counts or count is not None
             if "Description" in item:
                 kind = self.section(item["Description"], join(at, "Description"))
             else:
-                count = self.integer(item, "num", at) if "num" in item else None
-                self.counts = self.counts or count is not None
                 kind = Opaque(self.integer(item, "size", at), count)
             members.append(
                 Member(
@@ -134,6 +134,7 @@ class _Reader:
                     until=None,
                     when=Condition() if exists else None,
                     pointer=at,
+                    count=count if "Description" in item else None,
                 )
             )
         subsections = []

@@ -690,7 +690,8 @@ class _Comparison:
                 member.pointer if source_side else placeholder.pointer,
                 placeholder.pointer if source_side else member.pointer,
                 f"'{member.name}' sits where the other side has an 'unused' placeholder of the same {total} bytes"
-                f"{'' if same else _INFERRED}: the bytes are read and dropped, so its value is not migrated",
+                f"{'' if same else _INFERRED}: the legacy bytes are read and dropped, so its value is not migrated;"
+                " BER carries its name where the placeholder is read",
             )
         return True
 

@@ -122,8 +122,9 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "FIELD_UNUSED",
-        Level.ADVISORY,
-        "fields replaced by an 'unused' placeholder of the same byte size (read and dropped)",
+        Level.WIRE_BER,
+        "fields replaced by an 'unused' placeholder of the same byte size: the legacy bytes are read and dropped,"
+        " BER carries the fields' names where the placeholder is read",
         "accepted; 'unused size mismatch' when the sizes differ",
     ),
     Rule("WIDTH_CHANGED", Level.WIRE, "an integer's width changed", "size mismatch"),

@@ -11,8 +11,9 @@ Strategy (the wire):
   strings UTF8Strings, buffers OCTET STRINGs -- only universal tags, so generic
   decoders need no schema;
 * a struct is a SEQUENCE whose first element is a UTF8String *signature* listing
-  its members as ``name:code`` separated by spaces (``num:u32 desc:u64 ...``).
-  Codes are ``i8 i16 i32 i64 u8 u16 u32 u64 bool str buf struct list``. Widths
+  its members as ``name:code`` separated by spaces (``num:u32 desc:u64 ...``);
+  a ``%``, space or ``:`` inside a name (QEMU names subsections ``ide bmdma_current``)
+  is written ``%25``, ``%20``, ``%3A``. Codes are ``i8 i16 i32 i64 u8 u16 u32 u64 bool str buf struct list``. Widths
   and signedness are therefore recoverable from the stream, and a renamed,
   reordered, inserted or dropped member is detected by name. Because the
   destination learns how many members the source sent, it can skip unknown
@@ -30,6 +31,8 @@ the limits in :mod:`migcompat.limits`, and raises a
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import ClassVar
 
 from migcompat.errors import (
@@ -72,6 +75,26 @@ _TAG_NAMES = {
 _RANGES = {kind: integer_range(kind) for kind in INTEGER_KINDS}
 _SMALL_INTEGERS = [bytes((TAG_INTEGER, 1, value)) for value in range(128)]
 _SIGNATURE_CACHE_SIZE = 4096
+#: What a member name cannot hold as itself in a signature, and how it is written.
+_QUOTED = {"%": "%25", " ": "%20", ":": "%3A"}
+_UNQUOTED = {quoted: char for char, quoted in _QUOTED.items()}
+_QUOTED_RE = re.compile("[% :]")
+_UNQUOTED_RE = re.compile("%(?:25|20|3A)")
+
+
+def quote_member(name: str) -> str:
+    """A member name as a signature writes it."""
+    return _QUOTED_RE.sub(lambda match: _QUOTED[match.group()], name) if _QUOTED_RE.search(name) else name
+
+
+def unquote_member(text: str) -> str:
+    """A member name as a signature wrote it, back to the name."""
+    return _UNQUOTED_RE.sub(lambda match: _UNQUOTED[match.group()], text) if "%" in text else text
+
+
+def signature_text(members: Iterable[tuple[str, str]]) -> str:
+    """A struct's signature: ``name:code`` per member, separated by spaces."""
+    return " ".join(f"{quote_member(name)}:{code}" for name, code in members)
 
 
 def encode_length(length: int) -> bytes:
@@ -156,9 +179,9 @@ class BerOutputVisitor(PathTracker, Visitor):
             else:
                 names = parts[0::2]
                 for member in names:
-                    if not member or " " in member or ":" in member:
-                        raise self._bad_value(f"member name {member!r} cannot be written in a signature", member)
-                text = " ".join(f"{member}:{code}" for member, code in zip(names, parts[1::2], strict=True))
+                    if not member:
+                        raise self._bad_value("an empty member name cannot be written in a signature", member)
+                text = signature_text(zip(names, parts[1::2], strict=True))
             cached = encode_tlv(TAG_UTF8STRING, text.encode())
             if len(self._signatures) >= _SIGNATURE_CACHE_SIZE:
                 self._signatures.clear()
@@ -536,7 +559,8 @@ class BerInputVisitor(PathTracker, Visitor):
             parsed.append(("", text))
         elif text:
             for item in text.split(" "):
-                member, _, code = item.rpartition(":")
+                quoted, _, code = item.rpartition(":")
+                member = unquote_member(quoted)
                 if not member or code not in KIND_OF_CODE:
                     raise self._fail(MalformedInput, f"bad signature entry {item!r:.40}", offset=start)
                 parsed.append((member, code))
