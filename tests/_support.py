@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from click.testing import CliRunner
+
+from migcompat.cli import cli
 from migcompat.model import vmstate
 from migcompat.model.vmstate import Description, Field, Scalar
 from migcompat.wire import PAIRINGS, Pairing
@@ -135,3 +138,9 @@ def typed(value: Any) -> Any:
     if isinstance(value, list):
         return [typed(item) for item in value]
     return (type(value).__name__, value)
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    """``migcompat ARGS`` in process: its exit code, stdout and stderr."""
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr

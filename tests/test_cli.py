@@ -9,22 +9,17 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from _support import run_cli
 
-from migcompat.cli import EXIT_USAGE, cli
+from migcompat.cli import EXIT_USAGE
 
 CORPUS = Path(__file__).parent.parent / "corpora" / "qemu-7.2"
 CAPTURES = ["pc-virtio-net", "microvm-virtio-net", "pc-virtio-blk", "pc-virtio-net-novectors", "pc-virtio-net-5vectors"]
 
 
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args))
-    return result.exit_code, result.stdout, result.stderr
-
-
 @pytest.mark.parametrize("capture", CAPTURES)
 def test_inspect_shows_device_fields_of_real_captures(capture: str) -> None:
-    code, out, _ = run("inspect", str(CORPUS / f"{capture}.bin"))
+    code, out, _ = run_cli("inspect", str(CORPUS / f"{capture}.bin"))
     assert code == 0
     assert "qemu stream" in out
     assert ": virtio" in out and "last_avail_idx:" in out and "queue_sel:" in out
@@ -34,7 +29,7 @@ def test_inspect_shows_device_fields_of_real_captures(capture: str) -> None:
 
 
 def test_inspect_json_is_machine_readable() -> None:
-    code, out, _ = run("inspect", "--json", str(CORPUS / "pc-virtio-net.bin"))
+    code, out, _ = run_cli("inspect", "--json", str(CORPUS / "pc-virtio-net.bin"))
     assert code == 0
     document = json.loads(out)
     slirp = next(s for s in document["sections"] if s["idstr"] == "slirp")
@@ -47,11 +42,11 @@ def test_inspect_json_is_machine_readable() -> None:
 @pytest.mark.parametrize("capture", CAPTURES)
 def test_convert_round_trip_reproduces_the_capture(capture: str, tmp_path: Path) -> None:
     ber, back = tmp_path / "s.ber", tmp_path / "s.bin"
-    assert run("convert", str(CORPUS / f"{capture}.bin"), str(ber), "--to", "ber")[0] == 0
+    assert run_cli("convert", str(CORPUS / f"{capture}.bin"), str(ber), "--to", "ber")[0] == 0
     assert ber.read_bytes()[:1] == b"\x30"
-    code, out, _ = run("inspect", str(ber))
+    code, out, _ = run_cli("inspect", str(ber))
     assert code == 0 and out.startswith("ber stream")
-    assert run("convert", str(ber), str(back), "--to", "qemu")[0] == 0
+    assert run_cli("convert", str(ber), str(back), "--to", "qemu")[0] == 0
     assert back.read_bytes() == (CORPUS / f"{capture}.bin").read_bytes()
 
 
@@ -85,7 +80,7 @@ def test_bad_streams_exit_2_with_one_line_naming_where(name: str, tmp_path: Path
     path = _corrupt(tmp_path, name, edit)
     target = tmp_path / "out.ber"
     for args in (("inspect", str(path)), ("convert", str(path), str(target), "--to", "ber")):
-        code, _out, err = run(*args)
+        code, _out, err = run_cli(*args)
         assert code == EXIT_USAGE
         assert message in err
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
@@ -96,14 +91,14 @@ def test_bad_streams_exit_2_with_one_line_naming_where(name: str, tmp_path: Path
 
 
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
-    assert run("inspect", str(tmp_path / "missing.bin"))[0] == EXIT_USAGE
-    assert run("inspect", "--format", "xml", str(CORPUS / "pc-virtio-net.bin"))[0] == EXIT_USAGE
-    assert run("convert", str(CORPUS / "pc-virtio-net.bin"), str(tmp_path / "x"))[0] == EXIT_USAGE  # no --to
-    assert run("no-such-command")[0] == EXIT_USAGE
+    assert run_cli("inspect", str(tmp_path / "missing.bin"))[0] == EXIT_USAGE
+    assert run_cli("inspect", "--format", "xml", str(CORPUS / "pc-virtio-net.bin"))[0] == EXIT_USAGE
+    assert run_cli("convert", str(CORPUS / "pc-virtio-net.bin"), str(tmp_path / "x"))[0] == EXIT_USAGE  # no --to
+    assert run_cli("no-such-command")[0] == EXIT_USAGE
 
 
 def test_devices_lists_every_release() -> None:
-    code, out, _ = run("devices", "--json")
+    code, out, _ = run_cli("devices", "--json")
     assert code == 0
     listing = {entry["device"]: [r["name"] for r in entry["releases"]] for entry in json.loads(out)}
     assert listing["slirp"] == ["v1", "v2", "v3", "v4"]
@@ -123,7 +118,7 @@ def test_console_script_runs_without_traceback(tmp_path: Path) -> None:
 
 def test_convert_output_gets_the_umask_mode_not_a_private_one(tmp_path: Path) -> None:
     target = tmp_path / "s.ber"
-    assert run("convert", str(CORPUS / "pc-virtio-blk.bin"), str(target), "--to", "ber")[0] == 0
+    assert run_cli("convert", str(CORPUS / "pc-virtio-blk.bin"), str(target), "--to", "ber")[0] == 0
     umask = os.umask(0o022)
     os.umask(umask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask

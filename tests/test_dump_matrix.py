@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from _support import run_cli
 
 from migcompat import devices
-from migcompat.cli import EXIT_OK, EXIT_USAGE, cli
+from migcompat.cli import EXIT_OK, EXIT_USAGE
 from migcompat.compat import cell, dumps
 from migcompat.errors import UsageError
 from migcompat.model.vmstate import Array, Description
@@ -30,15 +30,10 @@ QEMU_10_0 = ROOT / "corpora" / "qemu-10.0" / "vmstate-pc.json"
 BOTH = [str(QEMU_5_2), str(QEMU_10_0)]
 
 
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args))
-    return result.exit_code, result.stdout, result.stderr
-
-
 def matrix(tmp_path: Path, dump_paths: list[str], *extra: str) -> tuple[int, dict[str, Any], str]:
     out = tmp_path / "reports"
     args = [arg for path in dump_paths for arg in ("--qemu-dump", path)]
-    code, stdout, stderr = run("matrix", *args, "--examples", "2", "--jobs", "1", "--out", str(out), *extra)
+    code, stdout, stderr = run_cli("matrix", *args, "--examples", "2", "--jobs", "1", "--out", str(out), *extra)
     report = json.loads((out / "matrix.json").read_text()) if (out / "matrix.json").exists() else {}
     return code, report, stdout + stderr
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from _support import run_cli
 
-from migcompat.cli import EXIT_USAGE, cli
+from migcompat.cli import EXIT_USAGE
 from migcompat.errors import LimitExceeded, MalformedInput, MismatchDetected, TrailingData, TruncatedInput
 from migcompat.fuzzing import campaign, device_loads, dictionaries, differential, round_trip, seeds
 from migcompat.fuzzing.targets import ACCEPTED, REJECTED, TARGETS, Target, judge
@@ -302,21 +302,16 @@ def test_the_summary_json_has_the_documented_keys() -> None:
     assert "1200000 executions" in summary.text() and "0 findings" in summary.text()
 
 
-def _cli(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args))
-    return result.exit_code, result.stdout, result.stderr
-
-
 def test_an_unknown_target_is_a_usage_error_listing_the_targets() -> None:
-    code, _, err = _cli("fuzz", "nope")
+    code, _, err = run_cli("fuzz", "nope")
     assert code == EXIT_USAGE
     assert "unknown fuzz target 'nope'" in err and "ber_input_fuzzer" in err and err.count("\n") == 1
-    code, _, err = _cli("fuzz")
+    code, _, err = run_cli("fuzz")
     assert code == EXIT_USAGE and "name a fuzz target or 'all'" in err
 
 
 def test_make_seeds_writes_every_targets_seeds(tmp_path: Path) -> None:
-    code, out, _ = _cli("fuzz", "--make-seeds", "--corpora", str(tmp_path))
+    code, out, _ = run_cli("fuzz", "--make-seeds", "--corpora", str(tmp_path))
     assert code == 0 and "seed files" in out
     assert {path.name for path in (tmp_path / "seeds").iterdir()} == set(TARGETS)
     assert json.dumps(sorted(path.name for path in (tmp_path / "seeds/ber_input_fuzzer").iterdir()))

@@ -9,10 +9,10 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from _support import run_cli
 
 from migcompat import devices
-from migcompat.cli import EXIT_INCOMPATIBLE, EXIT_OK, EXIT_USAGE, cli
+from migcompat.cli import EXIT_INCOMPATIBLE, EXIT_OK, EXIT_USAGE
 from migcompat.compat import golden
 from migcompat.errors import UsageError
 from migcompat.model.vmstate import Scalar
@@ -21,11 +21,6 @@ from migcompat.outcomes import Outcome
 COMMITTED = Path(__file__).parent.parent / "corpora" / "golden"
 #: Keep the committed corpus small enough to review and clone.
 MAX_CORPUS_BYTES = 5 * 1024 * 1024
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args))
-    return result.exit_code, result.stdout, result.stderr
 
 
 def copy_of_committed(tmp_path: Path) -> Path:
@@ -51,7 +46,7 @@ def retype_newest_slirp_ip_id(monkeypatch: pytest.MonkeyPatch, kind: str) -> Non
 
 
 def test_regenerating_gives_the_committed_corpus_byte_for_byte(tmp_path: Path) -> None:
-    code, out, _ = run("golden", "--out", str(tmp_path))
+    code, out, _ = run_cli("golden", "--out", str(tmp_path))
     assert code == EXIT_OK and out.startswith("wrote ")
     regenerated = golden.read_corpus(tmp_path)
     committed = golden.read_corpus(COMMITTED)
@@ -80,7 +75,7 @@ def test_gate_passes_on_the_committed_corpus() -> None:
     expected_cells = sum(len(device.releases) ** 2 * 2 for device in devices.registry().values())
     assert len(result.cells) == expected_cells
     assert {cell.outcome for cell in result.cells} == {Outcome.OK, Outcome.REFUSED}
-    code, out, _ = run("gate", "--golden", str(COMMITTED))
+    code, out, _ = run_cli("gate", "--golden", str(COMMITTED))
     assert code == EXIT_OK and out.rstrip().endswith("passed")
 
 
@@ -89,7 +84,7 @@ def test_gate_passes_on_the_committed_corpus() -> None:
 
 def test_gate_fails_when_a_release_changes_a_fields_width(monkeypatch: pytest.MonkeyPatch) -> None:
     retype_newest_slirp_ip_id(monkeypatch, "uint32")
-    code, out, _ = run("gate", "--golden", str(COMMITTED))
+    code, out, _ = run_cli("gate", "--golden", str(COMMITTED))
     assert code == EXIT_INCOMPATIBLE
     failing = [line for line in out.splitlines() if line.startswith("FAIL ")]
     # v4's own streams no longer load at v4, nor do v2/v3 streams that carry ip_id.
@@ -116,7 +111,7 @@ def test_a_same_width_sign_change_is_caught_even_where_qemufile_loads(monkeypatc
 def test_gate_fails_on_a_missing_golden_file(tmp_path: Path) -> None:
     root = copy_of_committed(tmp_path)
     (root / "virtio" / "qemu-2.4" / "1.ber").unlink()
-    code, out, _ = run("gate", "--golden", str(root))
+    code, out, _ = run_cli("gate", "--golden", str(root))
     assert code == EXIT_INCOMPATIBLE
     assert "FAIL virtio/qemu-2.4/1.ber: missing" in out
 
@@ -126,7 +121,7 @@ def test_gate_fails_on_a_release_that_is_gone(tmp_path: Path) -> None:
     gone = root / "slirp" / "v0"
     gone.mkdir()
     (gone / "0.qemufile").write_bytes(b"\x00")
-    code, out, _ = run("gate", "--golden", str(root))
+    code, out, _ = run_cli("gate", "--golden", str(root))
     assert code == EXIT_INCOMPATIBLE
     assert "FAIL slirp/v0/: slirp has no release 'v0' any more" in out
 
@@ -134,16 +129,16 @@ def test_gate_fails_on_a_release_that_is_gone(tmp_path: Path) -> None:
 def test_gate_fails_on_an_unexpected_file(tmp_path: Path) -> None:
     root = copy_of_committed(tmp_path)
     (root / "slirp" / "v1" / "7.ber").write_bytes(b"")
-    code, out, _ = run("gate", "--golden", str(root))
+    code, out, _ = run_cli("gate", "--golden", str(root))
     assert code == EXIT_INCOMPATIBLE and "FAIL slirp/v1/7.ber: unexpected file" in out
 
 
 def test_gate_exits_2_without_a_readable_golden_directory(tmp_path: Path) -> None:
-    code, out, err = run("gate", "--golden", str(tmp_path / "nowhere"))
+    code, out, err = run_cli("gate", "--golden", str(tmp_path / "nowhere"))
     assert code == EXIT_USAGE and out == "" and err.count("\n") == 1 and "no golden directory at" in err
     root = copy_of_committed(tmp_path)
     (root / "slirp" / "v2" / "0.json").write_text("{not json")
-    code, _, err = run("gate", "--golden", str(root))
+    code, _, err = run_cli("gate", "--golden", str(root))
     assert code == EXIT_USAGE and "slirp/v2/0.json is not valid JSON" in err
 
 
@@ -152,7 +147,7 @@ def test_regenerating_removes_golden_files_of_releases_that_are_gone(tmp_path: P
     (root / "slirp" / "v0").mkdir()
     (root / "slirp" / "v0" / "0.ber").write_bytes(b"")
     (root / "notes.txt").write_text("kept")
-    code, out, _ = run("golden", "--out", str(root))
+    code, out, _ = run_cli("golden", "--out", str(root))
     assert code == EXIT_OK and "removed slirp/v0/0.ber" in out
     assert not (root / "slirp" / "v0").exists() and (root / "notes.txt").exists()
 

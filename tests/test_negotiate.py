@@ -8,10 +8,10 @@ import dataclasses
 import json
 
 import pytest
-from click.testing import CliRunner
+from _support import run_cli
 
 from migcompat import devices
-from migcompat.cli import EXIT_INCOMPATIBLE, EXIT_OK, EXIT_USAGE, cli
+from migcompat.cli import EXIT_INCOMPATIBLE, EXIT_OK, EXIT_USAGE
 from migcompat.compat import cell, matrix
 from migcompat.compat.negotiate import common_protocol, negotiate, release_rows
 from migcompat.compat.results import Cell
@@ -27,11 +27,6 @@ OLDEST = {name: device.releases[0].name for name, device in devices.registry().i
 
 def hv(name: str, *formats: str, shipped: dict[str, str] | None = None) -> HypervisorRelease:
     return HypervisorRelease(name, formats, NEWEST if shipped is None else shipped)
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args))
-    return result.exit_code, result.stdout, result.stderr
 
 
 # -- the protocol ---------------------------------------------------------------------
@@ -176,17 +171,17 @@ def test_a_matrix_run_carries_the_release_rows() -> None:
 
 
 def test_negotiate_prints_the_protocol_and_every_device() -> None:
-    code, out, _ = run("negotiate", "hv-2015", "hv-2022")
+    code, out, _ = run_cli("negotiate", "hv-2015", "hv-2022")
     assert code == EXIT_OK
     assert "protocol qemufile" in out
     assert "slirp" in out and "v3 -> v4" in out and "qemu-2.4 -> qemu-7.2" in out
-    code, out, _ = run("negotiate", "hv-2022", "hv-2015")
+    code, out, _ = run_cli("negotiate", "hv-2022", "hv-2015")
     assert code == EXIT_OK  # refused, as the devices promise
     assert "refused" in out and "(expected" not in out
 
 
 def test_negotiate_json() -> None:
-    code, out, _ = run("negotiate", "--json", "hv-2022", "hv-2022")
+    code, out, _ = run_cli("negotiate", "--json", "hv-2022", "hv-2022")
     assert code == EXIT_OK
     document = json.loads(out)
     assert document["protocol"] == "ber" and document["compatible"] is True
@@ -195,7 +190,7 @@ def test_negotiate_json() -> None:
 
 def test_negotiate_exits_1_when_a_device_breaks_its_promise(monkeypatch: pytest.MonkeyPatch) -> None:
     _widened_slirp(monkeypatch)
-    code, out, _ = run("negotiate", "hv-2015", "hv-2022")
+    code, out, _ = run_cli("negotiate", "hv-2015", "hv-2022")
     assert code == EXIT_INCOMPATIBLE
     assert "(expected ok)" in out and "INCOMPATIBLE" in out
 
@@ -203,11 +198,11 @@ def test_negotiate_exits_1_when_a_device_breaks_its_promise(monkeypatch: pytest.
 def test_negotiate_exits_1_without_a_common_format(monkeypatch: pytest.MonkeyPatch) -> None:
     table = (*RELEASES, hv("ber-only", "ber"))
     monkeypatch.setattr(releases, "RELEASES", table)
-    code, out, _ = run("negotiate", "hv-2014", "ber-only")
+    code, out, _ = run_cli("negotiate", "hv-2014", "ber-only")
     assert code == EXIT_INCOMPATIBLE and "no common wire format" in out
 
 
 def test_negotiate_exits_2_on_an_unknown_release() -> None:
-    code, out, err = run("negotiate", "hv-2014", "hv-3000")
+    code, out, err = run_cli("negotiate", "hv-2014", "hv-3000")
     assert code == EXIT_USAGE and out == ""
     assert err.count("\n") == 1 and "unknown hypervisor release 'hv-3000'" in err

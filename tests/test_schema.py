@@ -18,12 +18,12 @@ from typing import Any
 
 import jsonschema
 import pytest
-from click.testing import CliRunner
+from _support import run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from migcompat import devices
-from migcompat.cli import EXIT_OK, EXIT_USAGE, cli
+from migcompat.cli import EXIT_OK, EXIT_USAGE
 from migcompat.devices import releases
 from migcompat.devices.base import Device, Release
 from migcompat.model import vmstate
@@ -39,11 +39,6 @@ RELEASES = [(device, release) for device in devices.registry().values() for rele
 IDS = [f"{device.name}@{release.name}" for device, release in RELEASES]
 #: Places per state shape the exhaustive test breaks (beyond one of each kind).
 MAX_SITES = 60
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args))
-    return result.exit_code, result.stdout, result.stderr
 
 
 def validator(device: Device, release: Release) -> jsonschema.Draft202012Validator:
@@ -396,17 +391,17 @@ def test_writing_removes_schemas_of_releases_that_are_gone(tmp_path: Path) -> No
 
 
 def test_schema_command_prints_the_committed_file() -> None:
-    code, out, err = run("schema", "slirp@v4")
+    code, out, err = run_cli("schema", "slirp@v4")
     assert code == EXIT_OK and err == ""
     assert out == (COMMITTED / "slirp" / "v4.json").read_text()
-    code, newest, _ = run("schema", "slirp")
+    code, newest, _ = run_cli("schema", "slirp")
     assert code == EXIT_OK and newest == out
-    code, whole, _ = run("schema", "hv-2022")
+    code, whole, _ = run_cli("schema", "hv-2022")
     assert code == EXIT_OK and whole == (COMMITTED / "releases" / "hv-2022.json").read_text()
 
 
 def test_schema_all_writes_the_corpus(tmp_path: Path) -> None:
-    code, out, _ = run("schema", "--all", "--out", str(tmp_path / "schemas"))
+    code, out, _ = run_cli("schema", "--all", "--out", str(tmp_path / "schemas"))
     assert code == EXIT_OK and "wrote 13 schemas" in out
     written = {p.relative_to(tmp_path / "schemas").as_posix(): p.read_bytes() for p in tmp_path.rglob("*.json")}
     assert written == schema_dump.build()
@@ -424,7 +419,7 @@ def test_schema_all_writes_the_corpus(tmp_path: Path) -> None:
     ],
 )
 def test_schema_command_refuses_bad_names_with_one_line(args: list[str], expected: str) -> None:
-    code, out, err = run("schema", *args)
+    code, out, err = run_cli("schema", *args)
     assert code == EXIT_USAGE
     assert out == ""
     assert err.startswith("migcompat: error: ") and expected in err
@@ -434,5 +429,5 @@ def test_schema_command_refuses_bad_names_with_one_line(args: list[str], expecte
 def test_schema_all_reports_an_unwritable_directory(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    code, _, err = run("schema", "--all", "--out", str(blocker / "sub"))
+    code, _, err = run_cli("schema", "--all", "--out", str(blocker / "sub"))
     assert code == EXIT_USAGE and "cannot write" in err and err.count("\n") == 1

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from _support import run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from migcompat.cli import EXIT_INCOMPATIBLE, EXIT_OK, EXIT_USAGE, cli
+from migcompat.cli import EXIT_INCOMPATIBLE, EXIT_OK, EXIT_USAGE
 from migcompat.compat import cell
 from migcompat.compat.classify import classify
 from migcompat.errors import UsageError
@@ -45,11 +45,6 @@ ROOT = Path(__file__).parent.parent
 SCHEMAS = ROOT / "corpora" / "schemas"
 QEMU_DUMP = ROOT / "corpora" / "qemu-7.2" / "vmstate-pc.json"
 U8, U16, U32, S16 = Scalar("uint8"), Scalar("uint16"), Scalar("uint32"), Scalar("int16")
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args))
-    return result.exit_code, result.stdout, result.stderr
 
 
 def document(description: Description) -> dict[str, Any]:
@@ -300,15 +295,15 @@ def test_a_gated_field_the_destination_reads_later_is_explained() -> None:
 
 
 def test_slirp_upgrades_are_compatible_and_downgrades_refused_by_version() -> None:
-    code, out, _ = run("diff", str(SCHEMAS / "slirp" / "v3.json"), str(SCHEMAS / "slirp" / "v4.json"))
+    code, out, _ = run_cli("diff", str(SCHEMAS / "slirp" / "v3.json"), str(SCHEMAS / "slirp" / "v4.json"))
     assert code == EXIT_OK and "forward (OLD writes, NEW reads): compatible" in out
-    code, out, _ = run("diff", str(SCHEMAS / "slirp" / "v4.json"), str(SCHEMAS / "slirp" / "v3.json"))
+    code, out, _ = run_cli("diff", str(SCHEMAS / "slirp" / "v4.json"), str(SCHEMAS / "slirp" / "v3.json"))
     assert code == EXIT_INCOMPATIBLE
     assert "VERSION_TOO_NEW" in out and "reads versions 1..3 and refuses it" in out
 
 
 def test_virtio_destination_only_subsections_are_reported_as_advisory() -> None:
-    code, out, _ = run("diff", "virtio@qemu-2.1", "virtio@qemu-2.4", "--format", "json")
+    code, out, _ = run_cli("diff", "virtio@qemu-2.1", "virtio@qemu-2.4", "--format", "json")
     assert code == EXIT_OK
     report = json.loads(out)
     assert report["compatible"] is True
@@ -322,7 +317,7 @@ def test_virtio_destination_only_subsections_are_reported_as_advisory() -> None:
 
 
 def test_both_directions_show_what_each_way_breaks() -> None:
-    code, out, _ = run("diff", "virtio@qemu-2.2", "virtio@qemu-2.4", "--direction", "both", "--format", "json")
+    code, out, _ = run_cli("diff", "virtio@qemu-2.2", "virtio@qemu-2.4", "--direction", "both", "--format", "json")
     assert code == EXIT_INCOMPATIBLE
     report = json.loads(out)
     assert report["verdicts"] == {"forward": "compatible", "backward": "incompatible"}
@@ -341,20 +336,20 @@ def test_whole_release_dumps_report_removed_and_added_sections(tmp_path: Path) -
     without["required"].remove("slirp")
     path = tmp_path / "hv-without-slirp.json"
     path.write_text(json.dumps(without))
-    code, out, _ = run("diff", str(SCHEMAS / "releases" / "hv-2022.json"), str(path), "--format", "json")
+    code, out, _ = run_cli("diff", str(SCHEMAS / "releases" / "hv-2022.json"), str(path), "--format", "json")
     assert code == EXIT_INCOMPATIBLE
     findings = json.loads(out)["findings"]
     assert [(f["rule"], f["section"], f["old"]) for f in findings] == [
         ("SECTION_REMOVED", "slirp", "/properties/slirp")
     ]
-    code, out, _ = run("diff", str(path), str(SCHEMAS / "releases" / "hv-2022.json"))
+    code, out, _ = run_cli("diff", str(path), str(SCHEMAS / "releases" / "hv-2022.json"))
     assert code == EXIT_OK and "SECTION_ADDED at slirp" in out
 
 
 def test_release_names_work_in_place_of_files() -> None:
-    code, out, _ = run("diff", "hv-2014", "hv-2022")
+    code, out, _ = run_cli("diff", "hv-2014", "hv-2022")
     assert code == EXIT_OK and "SUBSECTION_ADDED" in out
-    code, out, _ = run("diff", "hv-2022", "hv-2014")
+    code, out, _ = run_cli("diff", "hv-2022", "hv-2014")
     assert code == EXIT_INCOMPATIBLE and "VERSION_TOO_NEW" in out and "SUBSECTION_REMOVED" in out
 
 
@@ -363,7 +358,7 @@ def test_an_edited_minimum_version_is_reported_with_a_pointer_into_new(tmp_path:
     edited["x-minimum-version-id"] = 4
     path = tmp_path / "v4-min4.json"
     path.write_text(json.dumps(edited))
-    code, out, _ = run("diff", str(SCHEMAS / "slirp" / "v3.json"), str(path), "--format", "json")
+    code, out, _ = run_cli("diff", str(SCHEMAS / "slirp" / "v3.json"), str(path), "--format", "json")
     assert code == EXIT_INCOMPATIBLE
     (finding,) = json.loads(out)["findings"]
     assert (finding["rule"], finding["new"]) == ("VERSION_BELOW_MINIMUM", "/x-minimum-version-id")
@@ -382,13 +377,13 @@ def test_text_output_names_rule_level_pointers_and_why(tmp_path: Path) -> None:
     old, new = tmp_path / "old.json", tmp_path / "new.json"
     old.write_text(json.dumps(document(desc(Field("a", U16)))))
     new.write_text(json.dumps(document(desc(Field("a", U32)))))
-    code, out, err = run("diff", str(old), str(new))
+    code, out, err = run_cli("diff", str(old), str(new))
     assert code == EXIT_INCOMPATIBLE and err == ""
     assert "WIRE        WIDTH_CHANGED at dev/a" in out
     assert "old /properties/a, new /properties/a" in out
     assert "written as uint16 (2 bytes), read as uint32 (4 bytes)" in out
     assert out.rstrip().endswith("1 finding: 1 breaking (all wires), 0 not; incompatible")
-    code, out, _ = run("diff", str(old), str(new), "--wire", "qemufile", "--format", "json")
+    code, out, _ = run_cli("diff", str(old), str(new), "--wire", "qemufile", "--format", "json")
     assert code == EXIT_INCOMPATIBLE and json.loads(out)["wires"] == ["qemufile"]
 
 
@@ -405,7 +400,7 @@ def qemu_diff(tmp_path: Path, old: dict[str, Any], new: dict[str, Any], *extra: 
     before, after = tmp_path / "old.json", tmp_path / "new.json"
     before.write_text(json.dumps(old))
     after.write_text(json.dumps(new))
-    code, out, err = run("diff", str(before), str(after), "--format", "json", *extra)
+    code, out, err = run_cli("diff", str(before), str(after), "--format", "json", *extra)
     assert err == "", err
     return code, json.loads(out)
 
@@ -419,7 +414,7 @@ def edited(base: dict[str, Any], edit: Callable[[dict[str, Any]], None]) -> dict
 def test_the_committed_qemu_dump_against_itself_is_clean(qemu: dict[str, Any]) -> None:
     layout = qemu_dump.read(qemu, "dump")
     assert len(layout.sections) == 213 and layout.machine == "pc-i440fx-7.2"
-    code, out, _ = run("diff", str(QEMU_DUMP), str(QEMU_DUMP), "--direction", "both")
+    code, out, _ = run_cli("diff", str(QEMU_DUMP), str(QEMU_DUMP), "--direction", "both")
     assert code == EXIT_OK and "0 findings" in out
 
 
@@ -614,7 +609,7 @@ def test_qemu_duplicate_field_names_stay_positional(qemu: dict[str, Any], tmp_pa
 
 
 def test_a_qemu_dump_cannot_be_compared_with_a_migcompat_schema() -> None:
-    code, out, err = run("diff", str(QEMU_DUMP), str(SCHEMAS / "slirp" / "v4.json"))
+    code, out, err = run_cli("diff", str(QEMU_DUMP), str(SCHEMAS / "slirp" / "v4.json"))
     assert code == EXIT_USAGE and out == ""
     assert "cannot compare a migcompat schema dump" in err and err.count("\n") == 1
 
@@ -670,7 +665,7 @@ def test_broken_input_is_one_line_and_exit_2(tmp_path: Path, name: str) -> None:
     path = tmp_path / "broken.json"
     path.write_bytes(BROKEN[name])
     for args in ((str(path), str(SCHEMAS / "slirp" / "v4.json")), (str(SCHEMAS / "slirp" / "v4.json"), str(path))):
-        code, out, err = run("diff", *args)
+        code, out, err = run_cli("diff", *args)
         assert code == EXIT_USAGE, (name, out, err)
         assert out == "" and err.startswith("migcompat: error: ") and str(path) in err
         assert err.count("\n") == 1 and "Traceback" not in err
@@ -683,7 +678,7 @@ def test_deeply_nested_descriptions_are_refused_not_overflowed(tmp_path: Path) -
     text += "}]}" * depth + "}}"
     path = tmp_path / "deep.json"
     path.write_text(text)
-    code, _, err = run("diff", str(path), str(path))
+    code, _, err = run_cli("diff", str(path), str(path))
     assert code == EXIT_USAGE and ("deeper than" in err or "nested too deeply" in err), err
     assert err.count("\n") == 1
 
@@ -697,14 +692,14 @@ def test_deeply_nested_descriptions_are_refused_not_overflowed(tmp_path: Path) -
     ],
 )
 def test_unknown_names_and_paths_are_one_line(args: list[str], expected: str) -> None:
-    code, out, err = run("diff", *args)
+    code, out, err = run_cli("diff", *args)
     assert code == EXIT_USAGE and out == "" and expected in err and err.count("\n") == 1
 
 
 def test_bad_options_are_usage_errors() -> None:
-    assert run("diff", "slirp@v3", "slirp@v4", "--format", "xml")[0] == EXIT_USAGE
-    assert run("diff", "slirp@v3", "slirp@v4", "--direction", "sideways")[0] == EXIT_USAGE
-    assert run("diff", "slirp@v3")[0] == EXIT_USAGE
+    assert run_cli("diff", "slirp@v3", "slirp@v4", "--format", "xml")[0] == EXIT_USAGE
+    assert run_cli("diff", "slirp@v3", "slirp@v4", "--direction", "sideways")[0] == EXIT_USAGE
+    assert run_cli("diff", "slirp@v3")[0] == EXIT_USAGE
 
 
 def _json_values() -> st.SearchStrategy[Any]:
@@ -783,7 +778,7 @@ def test_e1000e_retired_interrupt_fields_are_not_wire_breaks_between_5_2_and_10_
 ) -> None:
     """QEMU 10.0 replaced e1000e's itr/eitr 'intr_pending' flags (1 byte; 5 bytes, an array the 5.2 dump
     cannot show) by 'unused' placeholders of the same bytes; e1000e migrates both ways."""
-    code, out, err = run("diff", str(QEMU_5_2), str(QEMU_10_0), "--format", "json", "--direction", direction)
+    code, out, err = run_cli("diff", str(QEMU_5_2), str(QEMU_10_0), "--format", "json", "--direction", direction)
     assert err == "" and code == EXIT_INCOMPATIBLE  # other devices do break
     findings = [f for f in json.loads(out)["findings"] if f["section"] == "e1000e"]
     unused = {f["path"]: f for f in findings if f["rule"] == "FIELD_UNUSED"}

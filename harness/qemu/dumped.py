@@ -128,28 +128,27 @@ class _Reader:
 
 
 def fixed_states(description: Description) -> list[State]:
-    """A dump device's edge states: every byte 0 and no subsection sent; every
-    byte 0xff and every subsection sent (the dump cannot say when QEMU sends one,
-    so a run must see each at least once)."""
-    return [_filled(description, 0x00, False), _filled(description, 0xFF, True)]
+    """A dump device's edge states: every field at its default (all bytes 0) and
+    no subsection sent; every byte 0xff and every subsection sent (the dump cannot
+    say when QEMU sends one, so a run must see each at least once)."""
+    return [description.defaults(), _saturated(description)]
 
 
-def _filled(description: Description, byte: int, subsections: bool) -> State:
-    out: State = {field.name: _filled_value(field.type, byte, subsections) for field in description.fields}
-    if subsections:
-        for sub in description.subsections:
-            out[sub.name] = _filled(sub.description, byte, subsections)
+def _saturated(description: Description) -> State:
+    out: State = {field.name: _saturated_value(field.type) for field in description.fields}
+    for sub in description.subsections:
+        out[sub.name] = _saturated(sub.description)
     return out
 
 
-def _filled_value(kind: FieldType, byte: int, subsections: bool) -> Any:
+def _saturated_value(kind: FieldType) -> Any:
     if isinstance(kind, Description):
-        return _filled(kind, byte, subsections)
+        return _saturated(kind)
     if isinstance(kind, Array):
         assert isinstance(kind.length, int)
-        return [_filled_value(kind.element, byte, subsections) for _ in range(kind.length)]
+        return [_saturated_value(kind.element) for _ in range(kind.length)]
     assert isinstance(kind, Buffer) and isinstance(kind.size, int)
-    return bytes([byte]) * kind.size
+    return b"\xff" * kind.size
 
 
 def legacy_reading(state: Mapping[str, Any], source: Description, destination: Description) -> State | None:
