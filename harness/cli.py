@@ -612,9 +612,11 @@ def diff(old: str, new: str, fmt: str, direction: str, wire: str) -> None:
 
 @cli.group("qemu")
 def qemu_group() -> None:
-    """Run a real qemu-system-x86_64: capture a stream, load one, dump its VMState descriptions.
+    """Run real QEMU releases: install them, capture a stream, load one, dump VMState descriptions.
 
-    Needs qemu-system-x86_64 on PATH (Debian: apt-get install qemu-system-x86).
+    Releases 5.2, 7.2 and 10.0 are built in (7.2 is the host's qemu-system-x86
+    package, 5.2 and 10.0 Debian roots that `migcompat qemu install` builds);
+    `migcompat qemu add` records a QEMU build of your own.
     """
 
 
@@ -627,7 +629,7 @@ def _peer_config(name: str) -> Any:
 
 
 def _peer_call(call: Callable[[], Any]) -> Any:
-    """Run one peer operation; QEMU's failures (not found, hung, exited) are usage/input errors."""
+    """Run one peer operation; QEMU's failures (not installed, hung, exited) are usage/input errors."""
     try:
         return call()
     except MigcompatError as error:
@@ -644,6 +646,10 @@ _TIMEOUT = click.option(
     show_default=True,
     help="Seconds QEMU gets before it is considered hung and killed.",
 )
+_RELEASE = click.option(
+    "--release", "release", default="7.2", show_default=True, help="The QEMU release to run (migcompat qemu releases)."
+)
+_MACHINE = click.option("--machine", default=None, help="Machine type (-M) instead of the config's own.")
 
 
 @qemu_group.command("configs")
@@ -652,68 +658,148 @@ def qemu_configs(as_json: bool) -> None:
     """List the named machine configs capture and load start QEMU with."""
     from migcompat.qemu import peer
 
-    configs = {name: [*peer.BASE_ARGS, *config.args] for name, config in peer.CONFIGS.items()}
+    configs = {name: config.command_line() for name, config in peer.CONFIGS.items()}
     if as_json:
         click.echo(json.dumps(configs, indent=2))
         return
     for name, args in configs.items():
-        click.echo(f"{name:<20} qemu-system-x86_64 {' '.join(args)}")
+        click.echo(f"{name:<26} qemu-system-x86_64 {' '.join(args)}")
     if any(peer.IMAGE_TOKEN in arg for args in configs.values() for arg in args):
         click.echo(f"({peer.IMAGE_TOKEN}: a fresh raw image of {peer.IMAGE_SIZE} zero bytes, removed afterwards)")
+
+
+@qemu_group.command("releases")
+@click.option("--json", "as_json", is_flag=True, help="Print the releases as JSON.")
+@click.option("--all", "show_all", is_flag=True, help="Also list the releases that are not installed.")
+def qemu_releases(as_json: bool, show_all: bool) -> None:
+    """List the installed QEMU releases: version, how each is started, its machine types."""
+    from migcompat.qemu import releases
+
+    rows = []
+    for release in _peer_call(releases.registry).values():
+        entry: dict[str, Any] = {"name": release.name, "origin": release.origin, "command": release.argv()}
+        if release.is_installed():
+            try:
+                entry.update(version=release.version(), machines=list(release.machine_types()))
+            except MigcompatError as error:
+                entry.update(broken=str(error))
+        elif show_all:
+            entry.update(installed=False, install=release.install_hint())
+        else:
+            continue
+        rows.append(entry)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for entry in rows:
+        if "broken" in entry:
+            click.echo(f"{entry['name']:<6} BROKEN  {entry['broken']}")
+        elif entry.get("installed") is False:
+            click.echo(f"{entry['name']:<6} not installed: {entry['install']}")
+        else:
+            machines = [name for name in entry["machines"] if name.startswith(("pc-", "microvm"))]
+            click.echo(
+                f"{entry['name']:<6} QEMU {entry['version']:<10} {' '.join(entry['command'])}  ({entry['origin']})"
+            )
+            click.echo(f"       {len(entry['machines'])} machine types: {' '.join(machines)}")
+    if not rows:
+        click.echo("no QEMU release is installed (migcompat qemu install)")
+
+
+@qemu_group.command("install")
+@click.option("--release", "names", multiple=True, help="Only this release (repeatable) [default: every built-in one].")
+def qemu_install(names: tuple[str, ...]) -> None:
+    """Install the built-in QEMU releases that are missing (needs root: apt-get, mmdebstrap)."""
+    from migcompat.qemu import releases
+
+    chosen = [_peer_call(lambda name=name: releases.find(name)) for name in names or releases.BUILTIN]
+    for release in chosen:
+        built = _peer_call(lambda release=release: releases.install(release))
+        state = "installed" if built else "already installed"
+        click.echo(f"{release.name:<6} {state}: QEMU {release.version()} ({' '.join(release.argv())})")
+
+
+@qemu_group.command("add")
+@click.argument("name")
+@click.option("--binary", required=True, help="The qemu-system-x86_64 to run (inside --root when given).")
+@click.option(
+    "--root", type=click.Path(file_okay=False, exists=True), default=None, help="Run the binary in this chroot."
+)
+def qemu_add(name: str, binary: str, root: str | None) -> None:
+    """Add a QEMU build of your own as release NAME (it must answer --version)."""
+    from migcompat.qemu import releases
+
+    release = _peer_call(lambda: releases.add_release(name, binary, Path(root) if root else None))
+    click.echo(f"added release {release.name}: QEMU {release.version()} ({' '.join(release.argv())})")
+
+
+@qemu_group.command("remove")
+@click.argument("name")
+def qemu_remove(name: str) -> None:
+    """Forget release NAME added with migcompat qemu add."""
+    from migcompat.qemu import releases
+
+    _peer_call(lambda: releases.remove_release(name))
+    click.echo(f"removed release {name}")
 
 
 @qemu_group.command("capture")
 @click.argument("config")
 @click.argument("out", type=click.Path(dir_okay=False, writable=True))
+@_RELEASE
+@_MACHINE
 @_TIMEOUT
-def qemu_capture(config: str, out: str, timeout: float) -> None:
+def qemu_capture(config: str, out: str, release: str, machine: str | None, timeout: float) -> None:
     """Save the migration stream of a paused VM started with CONFIG to OUT.
 
     OUT is written only once QEMU reports the migration completed.
     """
     from migcompat.qemu import peer
 
-    machine = _peer_config(config)
-    _peer_call(lambda: peer.capture(machine, Path(out), timeout=timeout))
-    click.echo(f"wrote {Path(out).stat().st_size} bytes ({config}) to {out}")
+    chosen = _peer_config(config)
+    _peer_call(lambda: peer.capture(chosen, Path(out), release=release, machine=machine, timeout=timeout))
+    click.echo(f"wrote {Path(out).stat().st_size} bytes ({config}, QEMU {release}) to {out}")
 
 
 @qemu_group.command("load")
 @click.argument("config")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@_RELEASE
+@_MACHINE
 @_TIMEOUT
-def qemu_load(config: str, file: str, timeout: float) -> None:
+def qemu_load(config: str, file: str, release: str, machine: str | None, timeout: float) -> None:
     """Ask a fresh QEMU started with CONFIG whether it accepts the stream FILE.
 
     Exit 0 when QEMU accepts it, 1 when QEMU rejects it (its message is printed).
     """
     from migcompat.qemu import peer
 
-    machine = _peer_config(config)
-    result = _peer_call(lambda: peer.load(machine, Path(file), timeout=timeout))
+    chosen = _peer_config(config)
+    result = _peer_call(lambda: peer.load(chosen, Path(file), release=release, machine=machine, timeout=timeout))
     if result.accepted:
-        click.echo(f"accepted: {file} ({config})")
+        click.echo(f"accepted: {file} ({config}, QEMU {release})")
         sys.exit(EXIT_OK)
-    click.echo(f"rejected: {file} ({config}): {' | '.join(result.message.splitlines())}")
+    click.echo(f"rejected: {file} ({config}, QEMU {release}): {' | '.join(result.message.splitlines())}")
     sys.exit(EXIT_INCOMPATIBLE)
 
 
 @qemu_group.command("dump-vmstate")
 @click.argument("out", type=click.Path(dir_okay=False, writable=True))
 @click.option("--machine", default="pc", show_default=True, help="Machine type QEMU is started with.")
-def qemu_dump_vmstate(out: str, machine: str) -> None:
+@_RELEASE
+def qemu_dump_vmstate(out: str, machine: str, release: str) -> None:
     """Write QEMU's JSON description of every device class (-dump-vmstate) to OUT."""
     from migcompat.qemu import peer
 
     with tempfile.TemporaryDirectory(prefix="migcompat-dump-") as scratch:
         written = Path(scratch) / "vmstate.json"
-        _peer_call(lambda: peer.dump_vmstate(written, machine))
+        _peer_call(lambda: peer.dump_vmstate(written, machine, release=release))
         data = written.read_bytes()
     try:
         _write_atomically(out, data)
     except OSError as error:
         _fail(f"cannot write {out}: {error.strerror}")
-    click.echo(f"wrote {len(data)} bytes (-dump-vmstate, machine {machine}) to {out}")
+    click.echo(f"wrote {len(data)} bytes (-dump-vmstate, machine {machine}, QEMU {release}) to {out}")
 
 
 def main() -> None:

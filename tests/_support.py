@@ -8,14 +8,17 @@ X.690's definite-length TLV layout (a few lines), nothing of signatures.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from migcompat.cli import cli
 from migcompat.model import vmstate
 from migcompat.model.vmstate import Description, Field, Scalar
+from migcompat.qemu import peer, releases
 from migcompat.wire import PAIRINGS, Pairing
 
 PAIRING_NAMES = tuple(PAIRINGS)
@@ -144,3 +147,11 @@ def run_cli(*args: str) -> tuple[int, str, str]:
     """``migcompat ARGS`` in process: its exit code, stdout and stderr."""
     result = CliRunner().invoke(cli, list(args))
     return result.exit_code, result.stdout, result.stderr
+
+
+def needs_release(name: str = peer.DEFAULT_RELEASE) -> pytest.MarkDecorator:
+    """Skip unless QEMU release ``name`` is installed, saying how to install it."""
+    hint = f"migcompat qemu install --release {name}"
+    with contextlib.suppress(releases.ReleaseError):
+        hint = releases.find(name).install_hint()
+    return pytest.mark.skipif(not peer.installed(name), reason=f"QEMU {name} is not installed ({hint})")

@@ -1,8 +1,9 @@
 """``migcompat qemu``: capture, load and dump-vmstate through the CLI, against the real
 QEMU where it is installed, and against a QEMU that is missing or hangs everywhere.
 
-The real-QEMU tests need ``qemu-system-x86_64`` (``.ci/run`` installs it) and are
-skipped without it; the others put a fake binary (or none) on PATH.
+The real-QEMU tests need QEMU 7.2 (``.ci/run`` installs it) and are skipped
+without it; the others add a fake binary as a release of the user's own (in a
+scratch cache directory), or take every QEMU off PATH.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from _support import needs_release
 from click.testing import CliRunner, Result
 
 from migcompat.cli import EXIT_INCOMPATIBLE, EXIT_OK, EXIT_USAGE, cli
-from migcompat.qemu.peer import CONFIGS, QEMU_BINARY, find_qemu
+from migcompat.qemu.peer import CONFIGS
 
 CORPUS = Path(__file__).parent.parent / "corpora" / "qemu-7.2"
-needs_qemu = pytest.mark.skipif(find_qemu() is None, reason="qemu-system-x86_64 is not installed")
+needs_qemu = needs_release("7.2")
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> Result:
@@ -37,12 +39,17 @@ def scratch_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _fake_qemu(directory: Path, body: str) -> dict[str, str]:
-    """A ``qemu-system-x86_64`` on PATH that runs ``body`` (sh) instead of QEMU."""
+    """Release ``fake``: a binary that answers ``--version`` like QEMU and runs ``body`` (sh)
+    otherwise, added with ``migcompat qemu add`` to a scratch cache directory."""
     directory.mkdir()
-    binary = directory / QEMU_BINARY
-    binary.write_text(f"#!/bin/sh\n{body}\n")
+    binary = directory / "fake-qemu"
+    version = '[ "$1" = --version ] && echo "QEMU emulator version 9.9.1" && exit 0'
+    binary.write_text(f"#!/bin/sh\n{version}\n{body}\n")
     binary.chmod(binary.stat().st_mode | stat.S_IXUSR)
-    return {"PATH": f"{directory}{os.pathsep}/usr/bin:/bin"}
+    env = {"MIGCOMPAT_CACHE": str(directory / "cache")}
+    added = run("add", "fake", "--binary", str(binary), env=env)
+    assert added.exit_code == EXIT_OK, added.output
+    return env
 
 
 def test_configs_lists_every_config_with_its_command_line() -> None:
@@ -63,9 +70,11 @@ def test_unknown_config_is_a_usage_error_naming_the_known_ones(tmp_path: Path) -
 
 
 def test_missing_qemu_says_how_to_install_it(tmp_path: Path) -> None:
-    result = run("capture", "pc-virtio-net", str(tmp_path / "out.bin"), env={"PATH": str(tmp_path)})
+    env = {"PATH": str(tmp_path), "MIGCOMPAT_CACHE": str(tmp_path / "cache")}
+    result = run("capture", "pc-virtio-net", str(tmp_path / "out.bin"), env=env)
     assert result.exit_code == EXIT_USAGE
-    assert "qemu-system-x86_64 not found" in result.output and "apt-get install qemu-system-x86" in result.output
+    assert "QEMU release 7.2 is not installed" in result.output
+    assert "migcompat qemu install --release 7.2" in result.output
     assert "Traceback" not in result.output
 
 
@@ -73,9 +82,9 @@ def test_a_qemu_that_hangs_is_killed_and_leaves_nothing_behind(tmp_path: Path, s
     pid_file = tmp_path / "pid"
     env = _fake_qemu(tmp_path / "bin", f"echo $$ > {pid_file}\nexec sleep 600")
     out = tmp_path / "out.bin"
-    result = run("capture", "pc-virtio-net", str(out), "--timeout", "1", env=env)
+    result = run("capture", "pc-virtio-net", str(out), "--release", "fake", "--timeout", "1", env=env)
     assert result.exit_code == EXIT_USAGE
-    assert "timed out waiting for the QMP socket" in result.output and "Traceback" not in result.output
+    assert "timed out waiting for QEMU to connect to QMP" in result.output and "Traceback" not in result.output
     pid = int(pid_file.read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # ended and reaped
@@ -84,7 +93,7 @@ def test_a_qemu_that_hangs_is_killed_and_leaves_nothing_behind(tmp_path: Path, s
 
 def test_a_qemu_that_exits_at_once_is_reported_with_its_stderr(tmp_path: Path, scratch_root: Path) -> None:
     env = _fake_qemu(tmp_path / "bin", "echo 'qemu-system-x86_64: -device virtio-net-pci: no such bus' >&2\nexit 1")
-    result = run("load", "pc-virtio-net", str(CORPUS / "pc-virtio-net.bin"), env=env)
+    result = run("load", "pc-virtio-net", str(CORPUS / "pc-virtio-net.bin"), "--release", "fake", env=env)
     assert result.exit_code == EXIT_USAGE
     assert "exited before its QMP socket was ready" in result.output and "no such bus" in result.output
     assert list(scratch_root.iterdir()) == []

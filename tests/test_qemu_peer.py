@@ -1,8 +1,8 @@
 """Against the real peer: streams we re-encode load in QEMU 7.2, and our devices
 reject exactly the mutations QEMU rejects.
 
-Runs only where ``qemu-system-x86_64`` is installed (``.ci/run`` installs it);
-elsewhere every test here is skipped with that reason.
+Runs only where QEMU 7.2 is installed (``.ci/run`` installs it); elsewhere
+every test here is skipped with the command that installs it.
 """
 
 from __future__ import annotations
@@ -14,16 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _support import needs_release
 
 from migcompat import devices
 from migcompat.errors import DecodeError
 from migcompat.qemu import stream
-from migcompat.qemu.peer import CONFIGS, find_qemu, load
+from migcompat.qemu.peer import CONFIGS, load
 
 CORPUS = Path(__file__).parent.parent / "corpora" / "qemu-7.2"
 pytestmark = [
     pytest.mark.qemu,
-    pytest.mark.skipif(find_qemu() is None, reason="qemu-system-x86_64 is not installed"),
+    needs_release(),
 ]
 NET = CONFIGS["pc-virtio-net"]
 #: A guest forward (to a chardev, so libslirp registers a write callback) that

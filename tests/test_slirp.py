@@ -539,8 +539,6 @@ def test_registry() -> None:
 # -- 7. real QEMU agrees -------------------------------------------------------------------------------
 
 GUESTFWD_ARGS = (
-    "-M",
-    "pc",
     "-netdev",
     "user,id=n0,guestfwd=tcp:10.0.2.100:4444-null",
     "-device",
@@ -551,15 +549,15 @@ GUESTFWD_ARGS = (
 def _qemu_load(tmp_path: Path, state: dict[str, Any], version: int = 4) -> Any:
     from migcompat.qemu import peer as qemu_peer
 
-    if qemu_peer.find_qemu() is None:
-        pytest.skip("qemu-system-x86_64 is not installed")
+    if not qemu_peer.installed(qemu_peer.DEFAULT_RELEASE):
+        pytest.skip(f"QEMU {qemu_peer.DEFAULT_RELEASE} is not installed (migcompat qemu install)")
     stream = parse_qemu((CORPORA / "pc-virtio-net.bin").read_bytes(), devices.resolve_section)
     record = next(r for r in stream.records if r.idstr == "slirp")
     record.version_id = version
     record.state = state
     path = tmp_path / "stream.bin"
     path.write_bytes(encode_qemu(stream, devices.resolve_section))
-    return qemu_peer.load(qemu_peer.MachineConfig("slirp-guestfwd", GUESTFWD_ARGS), path)
+    return qemu_peer.load(qemu_peer.MachineConfig("slirp-guestfwd", "pc", GUESTFWD_ARGS), path)
 
 
 @pytest.mark.qemu
