@@ -9,6 +9,7 @@ edit, not from the code under test.
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from _support import run_cli
 
 from migcompat import devices
 from migcompat.cli import EXIT_OK, EXIT_USAGE
-from migcompat.compat import cell, dumps
+from migcompat.compat import cell, dumps, mutants
 from migcompat.errors import UsageError
 from migcompat.model.vmstate import Array, Description
 from migcompat.qemu import dump as qemu_dump
@@ -123,6 +124,37 @@ def test_legacy_reading_is_none_when_the_bytes_do_not_line_up() -> None:
     state = dumped.fixed_states(old)[1]
     assert dumped.legacy_reading(state, old, old) is not None
     assert dumped.legacy_reading(state, old, wider) is None
+
+
+def _leaves(value: Any) -> list[bytes]:
+    if isinstance(value, dict):
+        return [leaf for item in value.values() for leaf in _leaves(item)]
+    if isinstance(value, list):
+        return [leaf for item in value for leaf in _leaves(item)]
+    return [value]
+
+
+def test_the_edge_states_send_every_subsection_once_with_bytes_that_differ_from_their_neighbours() -> None:
+    desc = descriptions("hpet")["qemu-10.0"]
+    zeros, saturated, counting = dumped.fixed_states(desc)
+    assert zeros == desc.defaults() and not any(sub.name in zeros for sub in desc.subsections)
+    subsections = {sub.name for sub in desc.subsections}
+    assert subsections and subsections <= set(saturated) and subsections <= set(counting)
+    assert set(b"".join(_leaves(saturated))) == {0xFF}
+    data = b"".join(_leaves(counting))
+    assert 0 not in data and all(a != b for a, b in itertools.pairwise(data))
+
+
+def test_no_mutant_moves_or_drops_a_field_the_dump_gives_no_size_for() -> None:
+    """isa-serial's FIFO data (a buffer sized at run time) and ivshmem's msix have bytes
+    on the real wire that the model cannot show: no mutant reorders or deletes them."""
+    for name, unsized_leaf in (("isa-serial", "data"), ("ivshmem-doorbell", "msix")):
+        description = descriptions(name)["qemu-10.0"]
+        found = mutants.derive(description, per_class=None)
+        touched = [m for m in found if m.mutant_class in ("reorder", "delete") and unsized_leaf in m.members]
+        assert touched == [], [m.name for m in touched]
+        assert any(m.mutant_class == "rename" and unsized_leaf in m.members for m in found)
+        assert any(m.mutant_class == "reorder" for m in found)
 
 
 def test_devices_are_registered_only_inside_the_block() -> None:

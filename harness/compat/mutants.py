@@ -721,6 +721,29 @@ def _select(candidates: list[tuple[_Change, Mutant]], states: Sequence[State], p
     return chosen
 
 
+def _moves_nothing(change: _Change) -> bool:
+    """True for a reorder or delete of a member that carries no bytes in the model
+    (a buffer of size 0: a QEMU dump's field of unknown size, ``virtio``,
+    ``msix``): on the real wire that member has bytes the model cannot show, so
+    no run can measure what the change does."""
+    if change.mutant_class not in ("reorder", "delete"):
+        return False
+    members = {member.name: member for member in change.container.fields}
+    return any(not _carries_bytes(members[name].type) for name in change.touches)
+
+
+def _carries_bytes(kind: FieldType) -> bool:
+    if isinstance(kind, Buffer):
+        return not (isinstance(kind.size, int) and kind.size == 0)
+    if isinstance(kind, Array):
+        return not (isinstance(kind.length, int) and kind.length == 0) and _carries_bytes(kind.element)
+    if isinstance(kind, Description):
+        return bool(kind.subsections) or any(_carries_bytes(member.type) for member in kind.fields)
+    if isinstance(kind, Struct):
+        return any(_carries_bytes(member.type) for member in kind.fields)
+    return True
+
+
 def derive(
     description: Description, *, states: Sequence[State] = (), per_class: int | None = DEFAULT_PER_CLASS
 ) -> list[Mutant]:
@@ -730,6 +753,8 @@ def derive(
     by_class: dict[str, list[tuple[_Change, Mutant]]] = {name: [] for name in MUTANT_CLASSES}
     for container in containers(description):
         for change in _changes(container):
+            if _moves_nothing(change):
+                continue
             mutant = _build(description, change)
             if mutant is not None:
                 by_class[change.mutant_class].append((change, mutant))

@@ -26,7 +26,8 @@ What a dump cannot say, and how it is read:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from migcompat.errors import DescriptionError, UsageError
@@ -129,26 +130,34 @@ class _Reader:
 
 def fixed_states(description: Description) -> list[State]:
     """A dump device's edge states: every field at its default (all bytes 0) and
-    no subsection sent; every byte 0xff and every subsection sent (the dump cannot
-    say when QEMU sends one, so a run must see each at least once)."""
-    return [description.defaults(), _saturated(description)]
+    no subsection sent; every byte 0xff and every subsection sent; and every
+    subsection sent with bytes that count up from 1, so that no two neighbouring
+    bytes are equal and a field that moves, even within a subsection only this
+    state sends, lands on other values (the dump cannot say when QEMU sends a
+    subsection, so a run must see each at least once)."""
+    counter = itertools.count()
+    return [
+        description.defaults(),
+        _with_subsections(description, lambda size: b"\xff" * size),
+        _with_subsections(description, lambda size: bytes(1 + next(counter) % 255 for _ in range(size))),
+    ]
 
 
-def _saturated(description: Description) -> State:
-    out: State = {field.name: _saturated_value(field.type) for field in description.fields}
+def _with_subsections(description: Description, fill: Callable[[int], bytes]) -> State:
+    out: State = {field.name: _filled_value(field.type, fill) for field in description.fields}
     for sub in description.subsections:
-        out[sub.name] = _saturated(sub.description)
+        out[sub.name] = _with_subsections(sub.description, fill)
     return out
 
 
-def _saturated_value(kind: FieldType) -> Any:
+def _filled_value(kind: FieldType, fill: Callable[[int], bytes]) -> Any:
     if isinstance(kind, Description):
-        return _saturated(kind)
+        return _with_subsections(kind, fill)
     if isinstance(kind, Array):
         assert isinstance(kind.length, int)
-        return [_saturated_value(kind.element) for _ in range(kind.length)]
+        return [_filled_value(kind.element, fill) for _ in range(kind.length)]
     assert isinstance(kind, Buffer) and isinstance(kind.size, int)
-    return b"\xff" * kind.size
+    return fill(kind.size)
 
 
 def legacy_reading(state: Mapping[str, Any], source: Description, destination: Description) -> State | None:
