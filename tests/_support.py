@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -155,3 +156,39 @@ def needs_release(name: str = peer.DEFAULT_RELEASE) -> pytest.MarkDecorator:
     with contextlib.suppress(releases.ReleaseError):
         hint = releases.find(name).install_hint()
     return pytest.mark.skipif(not peer.installed(name), reason=f"QEMU {name} is not installed ({hint})")
+
+
+#: The committed captures of real QEMU releases: ``corpora/qemu-<release>/<config>[@<machine>].bin``.
+CORPORA = Path(__file__).parent.parent / "corpora"
+REAL_CAPTURES = sorted(CORPORA.glob("qemu-*/*.bin"))
+
+
+@dataclass(frozen=True)
+class Capture:
+    """What a committed capture's path says: the release, machine config and machine type
+    (None: the config's own) it was captured with."""
+
+    path: Path
+    release: str
+    config: str
+    machine: str | None
+
+    @classmethod
+    def of(cls, path: Path) -> Capture:
+        config, _, machine = path.stem.partition("@")
+        return cls(path, path.parent.name.removeprefix("qemu-"), config, machine or None)
+
+    @property
+    def label(self) -> str:
+        return f"{self.release}/{self.path.stem}"
+
+
+def capture_label(path: Path) -> str:
+    return Capture.of(path).label
+
+
+def require_release(name: str) -> None:
+    """Inside a test: skip it unless QEMU release ``name`` is installed (see :func:`needs_release`)."""
+    marker = needs_release(name)
+    if marker.args[0]:
+        pytest.skip(marker.kwargs["reason"])

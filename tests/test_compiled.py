@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _support import parse_tlv, to_indefinite, typed
+from _support import REAL_CAPTURES, capture_label, parse_tlv, to_indefinite, typed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -310,14 +310,14 @@ def _captured_sections() -> list[tuple[str, Description, int, State]]:
     """(label, description, stream version, state) of every decoded section of the captures:
     those of our device models and those described by the stream's vmdesc."""
     sections = []
-    for path in sorted(CORPUS.glob("*.bin")):
+    for path in REAL_CAPTURES:
         parsed = stream.parse_qemu(path.read_bytes(), devices.resolve_section)
         described = stream.VmdescDescriptions.of_json(parsed.vmdesc)
         for record in parsed.records:
             if record.state is None:
                 continue
             if record.decoded_by == "vmdesc":
-                label = f"{path.stem}:{record.idstr}:{record.instance_id}"
+                label = f"{capture_label(path)}:{record.idstr}:{record.instance_id}"
                 sections.append((label, described.description(record), record.version_id, record.state))
                 continue
             codec = devices.resolve_section(record.idstr, record.version_id)
@@ -325,7 +325,7 @@ def _captured_sections() -> list[tuple[str, Description, int, State]]:
             codec = codec.for_layout(record.layout)
             description = getattr(codec, "description", None)
             assert isinstance(description, Description)
-            sections.append((f"{path.stem}:{record.idstr}", description, record.version_id, record.state))
+            sections.append((f"{capture_label(path)}:{record.idstr}", description, record.version_id, record.state))
     return sections
 
 

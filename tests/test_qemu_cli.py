@@ -15,10 +15,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from _support import needs_release
+from _support import REAL_CAPTURES, Capture, needs_release, require_release
 from click.testing import CliRunner, Result
 
 from migcompat.cli import EXIT_INCOMPATIBLE, EXIT_OK, EXIT_USAGE, cli
+from migcompat.qemu import releases
 from migcompat.qemu.peer import CONFIGS
 
 CORPUS = Path(__file__).parent.parent / "corpora" / "qemu-7.2"
@@ -99,19 +100,23 @@ def test_a_qemu_that_exits_at_once_is_reported_with_its_stderr(tmp_path: Path, s
     assert list(scratch_root.iterdir()) == []
 
 
-@needs_qemu
 @pytest.mark.qemu
-@pytest.mark.parametrize("config", [name for name in CONFIGS if (CORPUS / f"{name}.bin").is_file()])
+@pytest.mark.parametrize("capture", [Capture.of(path) for path in REAL_CAPTURES], ids=lambda capture: capture.label)
 def test_capture_reproduces_the_committed_stream_and_qemu_loads_it_back(
-    config: str, tmp_path: Path, scratch_root: Path
+    capture: Capture, tmp_path: Path, scratch_root: Path
 ) -> None:
-    out = tmp_path / f"{config}.bin"
-    captured = run("capture", config, str(out))
+    require_release(capture.release)
+    out = tmp_path / capture.path.name
+    machine = ("--machine", capture.machine) if capture.machine else ()
+    captured = run("capture", capture.config, str(out), "--release", capture.release, *machine)
     assert captured.exit_code == EXIT_OK, captured.output
-    assert out.read_bytes() == (CORPUS / f"{config}.bin").read_bytes()
-    loaded = run("load", config, str(out))
+    assert out.read_bytes() == capture.path.read_bytes()
+    loaded = run("load", capture.config, str(out), "--release", capture.release, *machine)
     assert loaded.exit_code == EXIT_OK and loaded.output.startswith("accepted:")
     assert list(scratch_root.iterdir()) == []
+    root = releases.find(capture.release).root
+    if root is not None:  # a chroot release's scratch directories are inside its root
+        assert list((root / "tmp").glob("migcompat-*")) == []
 
 
 @needs_qemu
@@ -124,13 +129,14 @@ def test_load_of_a_truncated_stream_exits_1_with_qemus_reason(tmp_path: Path) ->
     assert result.output.startswith("rejected:") and "load of migration failed" in result.output
 
 
-@needs_qemu
 @pytest.mark.qemu
-def test_dump_vmstate_reproduces_the_committed_dump(tmp_path: Path, scratch_root: Path) -> None:
+@pytest.mark.parametrize("release", releases.BUILTIN)
+def test_dump_vmstate_reproduces_the_committed_dump(release: str, tmp_path: Path, scratch_root: Path) -> None:
+    require_release(release)
     out = tmp_path / "vmstate-pc.json"
-    result = run("dump-vmstate", str(out))
+    result = run("dump-vmstate", str(out), "--release", release)
     assert result.exit_code == EXIT_OK, result.output
-    assert out.read_bytes() == (CORPUS / "vmstate-pc.json").read_bytes()
+    assert out.read_bytes() == (CORPUS.parent / f"qemu-{release}" / "vmstate-pc.json").read_bytes()
     assert list(scratch_root.iterdir()) == []
 
 

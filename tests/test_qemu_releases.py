@@ -13,7 +13,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from _support import needs_release, run_cli
+from _support import require_release, run_cli
 
 from migcompat.cli import EXIT_OK, EXIT_USAGE
 from migcompat.qemu import releases
@@ -196,9 +196,7 @@ def test_the_releases_command_lists_installed_releases_and_how_to_install_the_re
 @pytest.mark.qemu
 @pytest.mark.parametrize("name", releases.BUILTIN)
 def test_each_installed_release_is_the_version_it_is_named_for(name: str) -> None:
-    needs = needs_release(name)
-    if needs.args[0]:
-        pytest.skip(needs.kwargs["reason"])
+    require_release(name)
     release = releases.find(name)
     assert release.version().startswith(f"{name}.")
     machines = release.machine_types()

@@ -459,7 +459,7 @@ def dump_vmstate(
     peer = release_or_default(release)
     with peer.scratch() as workdir:
         written = workdir / "vmstate.json"
-        argv = peer.argv("-M", machine, "-dump-vmstate", peer.inside(written))
+        argv = peer.argv("-M", machine, "-nodefaults", "-display", "none", "-dump-vmstate", peer.inside(written))
         try:
             done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired:
