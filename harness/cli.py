@@ -15,6 +15,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -152,6 +153,18 @@ def convert(source: str, target: str, to: str) -> None:
     help="A QEMU -dump-vmstate file, one per release, oldest first (two or more): run every device class they "
     "describe instead of the reference models.",
 )
+@click.option(
+    "--real", is_flag=True, help="Run real migrations between the installed QEMU releases (migcompat qemu releases)."
+)
+@click.option("--config", "configs", multiple=True, help="With --real: only this machine config (repeatable).")
+@click.option("--machine", "machines", multiple=True, help="With --real: only this machine type (repeatable).")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1.0, max=3600.0),
+    default=60.0,
+    show_default=True,
+    help="With --real: seconds a QEMU gets before it is considered hung and killed.",
+)
 def matrix(
     device_names: tuple[str, ...],
     pairings: tuple[str, ...],
@@ -165,6 +178,10 @@ def matrix(
     no_shrink: bool,
     no_mutants: bool,
     qemu_dumps: tuple[str, ...],
+    real: bool,
+    configs: tuple[str, ...],
+    machines: tuple[str, ...],
+    timeout: float,
 ) -> None:
     """Run the compatibility matrix and write its reports.
 
@@ -172,8 +189,27 @@ def matrix(
     exit 0 when every cell matches its expectation, 1 when not. With
     --qemu-dump, the devices are every section of the dumps (`qemu:<section>`),
     the releases the dumps, and a cell's expectation the static checker's
-    verdict on the two dumps.
+    verdict on the two dumps. With --real, real migrations between the
+    installed QEMU releases, for each machine type and config, beside the
+    model's prediction and the static checker's verdict; exit 0 when they
+    agree and no migration corrupted a field, 1 when not.
     """
+    if real:
+        given = {
+            "--device": device_names,
+            "--pairing": pairings,
+            "--qemu-dump": qemu_dumps,
+            "--examples": examples,
+            "--seed": seed,
+            "--waivers": waiver_file,
+        }
+        clash = [name for name, value in given.items() if value]
+        if clash:
+            _fail(f"{clash[0]} does not apply to --real")
+        _real_matrix(sources, destinations, configs, machines, jobs, timeout, out_dir)
+        return
+    if configs or machines:
+        _fail("--config and --machine apply to --real only")
     from migcompat import report
     from migcompat.compat import cell
     from migcompat.compat import matrix as matrix_module
@@ -223,6 +259,54 @@ def matrix(
         )
         click.echo("reports: " + ", ".join(str(path) for path in written))
         sys.exit(EXIT_OK if results.passed else EXIT_INCOMPATIBLE)
+
+
+def _real_matrix(
+    sources: tuple[str, ...],
+    destinations: tuple[str, ...],
+    configs: tuple[str, ...],
+    machines: tuple[str, ...],
+    jobs: int | None,
+    timeout: float,
+    out_dir: str,
+) -> None:
+    from migcompat.compat import real
+    from migcompat.qemu import releases
+    from migcompat.report.real import write_real
+
+    try:
+        installed = releases.installed()
+        for name in (*sources, *destinations):
+            if name not in {release.name for release in installed}:
+                releases.find(name)  # unknown names are named as such
+                raise UsageError(f"QEMU release {name} is not installed ({releases.find(name).install_hint()})")
+        with click.progressbar(length=0, label="real matrix", file=sys.stderr) as bar:
+            results = real.run_real(
+                installed,
+                configs=configs or real.DEFAULT_CONFIGS,
+                machines=machines,
+                sources=sources,
+                destinations=destinations,
+                jobs=jobs or 2,
+                timeout=timeout,
+                progress=lambda _line: bar.update(1),
+            )
+    except MigcompatError as error:
+        _fail(str(error))
+        return
+    try:
+        written = write_real(results, Path(out_dir))
+    except OSError as error:
+        _fail(f"cannot write reports to {out_dir}: {error.strerror}")
+        return
+    click.echo(results.headline())
+    for cell in results.unexplained:
+        click.echo(f"DISAGREE {cell.key}: QEMU {cell.real} ({cell.message}); model {cell.model} ({cell.model_reason})")
+    for cell in results.cells:
+        if cell.real in ("corrupt", "crash") and cell.agrees and not cell.explanation:
+            click.echo(f"FAIL {cell.key}: {cell.real}: {cell.message}")
+    click.echo("reports: " + ", ".join(str(path) for path in written))
+    sys.exit(EXIT_OK if results.passed else EXIT_INCOMPATIBLE)
 
 
 def _dump_devices(scope: contextlib.ExitStack, paths: tuple[str, ...], names: tuple[str, ...]) -> tuple[str, ...]:
@@ -712,9 +796,9 @@ def qemu_install(names: tuple[str, ...]) -> None:
     """Install the built-in QEMU releases that are missing (needs root: apt-get, mmdebstrap)."""
     from migcompat.qemu import releases
 
-    chosen = [_peer_call(lambda name=name: releases.find(name)) for name in names or releases.BUILTIN]
+    chosen: list[Any] = [_peer_call(partial(releases.find, name)) for name in names or releases.BUILTIN]
     for release in chosen:
-        built = _peer_call(lambda release=release: releases.install(release))
+        built = _peer_call(partial(releases.install, release))
         state = "installed" if built else "already installed"
         click.echo(f"{release.name:<6} {state}: QEMU {release.version()} ({' '.join(release.argv())})")
 

@@ -233,7 +233,7 @@ class _Vm:
         try:
             return await asyncio.wait_for(self.qmp.execute(command, arguments), self.remaining())
         except ExecuteError as error:
-            raise QemuPeerError(f"QMP {command} failed: {error.error.desc}") from None
+            raise QemuPeerError(f"QMP {command} failed: {error}") from None
         except TimeoutError:
             raise QemuPeerError(f"timed out waiting for QMP {command}") from None
         except QMPError as error:

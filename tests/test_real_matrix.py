@@ -1,0 +1,251 @@
+"""The real matrix: field-by-field comparison of a section before and after a
+migration, the model's machine-type rule, the explanations, the reports, and
+real migrations between installed QEMU releases (skipped with the install
+command where a release is missing); a QEMU that hangs is a crash cell and
+leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
+
+import pytest
+from _support import CORPORA, require_release, run_cli
+
+from migcompat import devices
+from migcompat.cli import EXIT_OK, EXIT_USAGE
+from migcompat.compat import real
+from migcompat.compat.real import RealCell, RealResults
+from migcompat.qemu import compare, stream
+from migcompat.qemu.releases import QemuRelease
+from migcompat.report.real import FILES, write_real
+
+NET_5_2 = CORPORA / "qemu-5.2" / "pc-virtio-net.bin"
+NET_10_0 = CORPORA / "qemu-10.0" / "pc-virtio-net.bin"
+
+
+def _edited(path: Path, idstr: str, edit: Any) -> bytes:
+    parsed = stream.parse_qemu(path.read_bytes(), devices.resolve_section)
+    record = next(r for r in parsed.records if r.idstr == idstr)
+    edit(record.state)
+    return stream.encode_qemu(parsed, devices.resolve_section)
+
+
+def _not_identical(before: bytes, after: bytes) -> dict[str, compare.SectionComparison]:
+    found = compare.compare_streams(before, after, devices.resolve_section)
+    return {s.idstr: s for s in found if not s.identical}
+
+
+# -- comparing sections -------------------------------------------------------------------
+
+
+def test_a_stream_compared_with_itself_is_identical_section_by_section() -> None:
+    data = NET_10_0.read_bytes()
+    found = compare.compare_streams(data, data, devices.resolve_section)
+    assert len(found) == 32 and all(s.identical and not s.changes for s in found)
+
+
+def test_a_changed_value_is_named_by_its_field_path_with_both_values() -> None:
+    data = NET_10_0.read_bytes()
+
+    def edit(state: dict[str, Any]) -> None:
+        state["env.regs"][0] = 0x1122334455667788
+
+    differ = _not_identical(data, _edited(NET_10_0, "cpu", edit))
+    assert list(differ) == ["cpu"]
+    (change,) = differ["cpu"].changes
+    assert change.kind == "changed" and change.corrupting
+    assert change.path == "cpu/env.regs[0]" and change.after == bytes.fromhex("1122334455667788")
+
+
+def test_renamed_and_regrouped_fields_between_releases_are_added_resized_or_dropped_not_changed() -> None:
+    """5.2's and 10.0's own captures differ where the releases' layouts differ
+    (globalstate's runstate shrank to make room for two flags; hpet renamed a field):
+    none of that is a changed value."""
+    differ = _not_identical(NET_5_2.read_bytes(), NET_10_0.read_bytes())
+    globalstate = {change.path: change.kind for change in differ["globalstate"].changes}
+    assert globalstate == {
+        "globalstate/runstate": "resized",
+        "globalstate/has_vm_was_suspended": "added",
+        "globalstate/vm_was_suspended": "added",
+        "globalstate/unused": "added",
+    }
+    assert not differ["globalstate"].corrupting
+
+
+def test_a_value_the_destination_does_not_keep_is_lost() -> None:
+    changes = compare._changes({"a": b"\x01", "b": b"\x00"}, {})
+    assert [(c.kind, c.path, c.corrupting) for c in changes] == [("lost", "a", True), ("dropped", "b", False)]
+
+
+def test_a_section_only_one_side_has_is_named() -> None:
+    data = NET_10_0.read_bytes()
+    parsed = stream.parse_qemu(data, devices.resolve_section)
+    parsed.records = [r for r in parsed.records if r.idstr != "hpet"]
+    without = stream.encode_qemu(parsed, devices.resolve_section)
+    assert _not_identical(data, without)["hpet"].note == "the destination did not save this section"
+    assert _not_identical(without, data)["hpet"].note == "a section only the destination saved"
+
+
+# -- the model's rule and the explanations ---------------------------------------------------
+
+
+def _release(name: str, machines: tuple[str, ...]) -> QemuRelease:
+    release = QemuRelease(name)
+    object.__setattr__(release, "machine_types", lambda: machines)
+    return release
+
+
+def test_the_model_refuses_an_unknown_or_unversioned_machine_type_across_releases() -> None:
+    older = _release("5.2", ("microvm", "pc-i440fx-5.2"))
+    cells = {
+        machine: RealCell("pc-virtio-net", machine, "10.0", "5.2")
+        for machine in ("pc-i440fx-5.2", "pc-i440fx-10.0", "microvm")
+    }
+    for cell in cells.values():
+        real._model(cell, older)
+    assert cells["pc-i440fx-5.2"].model == "ok"
+    assert cells["pc-i440fx-10.0"].model == "refused" and "does not know" in cells["pc-i440fx-10.0"].model_reason
+    assert cells["microvm"].model == "refused" and "not a versioned" in cells["microvm"].model_reason
+    same = RealCell("microvm-virtio-net", "microvm", "5.2", "5.2")
+    real._model(same, older)
+    assert same.model == "ok"
+
+
+def _corrupt(source: str, destination: str, *paths: str) -> RealCell:
+    cell = RealCell("pc-e1000e", "pc-i440fx-5.2", source, destination, real="corrupt", model="ok")
+    cell.corrupting = [("0000:00:02.0/e1000e", path) for path in paths]
+    return cell
+
+
+def test_a_change_a_release_also_makes_to_its_own_stream_is_explained_and_no_other() -> None:
+    cross = _corrupt("5.2", "10.0", "e1000e/core.rx_desc_len")
+    other = _corrupt("5.2", "10.0", "e1000e/core.rx_desc_len", "e1000e/mac_reg[3]")
+    baseline = _corrupt("10.0", "10.0", "e1000e/core.rx_desc_len")
+    real._explain([cross, baseline])
+    assert "also changes when a release loads its own stream (10.0 -> 10.0)" in cross.explanation
+    real._explain([other, baseline])
+    assert other.explanation == ""  # mac_reg[3] changes only across releases: a finding
+    results = RealResults({"5.2": "5.2.0", "10.0": "10.0.13"}, [cross, other, baseline], 1.0)
+    assert results.unexplained == [other] and not results.passed
+
+
+def test_machines_run_are_the_shared_versioned_ones_and_the_sources_own_newest() -> None:
+    old = _release("5.2", ("microvm", "pc", "pc-i440fx-5.2", "q35", "pc-q35-5.2"))
+    new = _release("10.0", ("microvm", "pc", "pc-i440fx-10.0", "pc-i440fx-5.2", "q35", "pc-q35-10.0", "pc-q35-5.2"))
+    for release, own in ((old, "5.2"), (new, "10.0")):
+        object.__setattr__(
+            release, "resolve_machine", lambda alias, own=own: f"pc-i440fx-{own}" if alias == "pc" else f"pc-q35-{own}"
+        )
+    assert real.machines_for(new, old, [old, new]) == [
+        "pc-i440fx-5.2",
+        "pc-q35-5.2",
+        "pc-i440fx-10.0",
+        "pc-q35-10.0",
+        "microvm",
+    ]
+    assert real.machines_for(old, new, [old, new]) == ["pc-i440fx-5.2", "pc-q35-5.2", "microvm"]
+
+
+def test_the_reports_show_every_cell_and_list_disagreements(tmp_path: Path) -> None:
+    refused = RealCell("pc-e1000e", "pc-i440fx-10.0", "10.0", "5.2", real="refused", model="refused", message="m")
+    wrong = _corrupt("5.2", "10.0", "e1000e/mac_reg[3]")
+    wrong.message = "e1000e: changed e1000e/mac_reg[3]"
+    results = RealResults({"5.2": "5.2.0", "10.0": "10.0.13"}, [refused, wrong], 2.5)
+    written = write_real(results, tmp_path)
+    assert [path.name for path in written] == list(FILES)
+    document = json.loads((tmp_path / "real.json").read_text())
+    assert document["unexplained"] == [wrong.key] and len(document["cells"]) == 2
+    markdown = (tmp_path / "real.md").read_text()
+    assert "corrupt ≠model ok" in markdown and wrong.key in markdown.split("## Disagreements")[1]
+    assert "class='corrupt disagree'" in (tmp_path / "real.html").read_text()
+    suite = ElementTree.parse(tmp_path / "real-junit.xml").getroot()
+    assert suite.get("tests") == "2" and suite.get("failures") == "1"
+    assert [case.get("name") for case in suite if case.find("failure") is not None] == [wrong.key]
+
+
+# -- bad arguments ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--real", "--device", "slirp"], "--device does not apply to --real"),
+        (["--config", "pc-e1000e"], "--config and --machine apply to --real only"),
+        (["--real", "--source", "9.9"], "unknown QEMU release '9.9'"),
+        (["--real", "--config", "pc-nope", "--source", "7.2"], "unknown machine config 'pc-nope'"),
+    ],
+)
+def test_bad_real_matrix_arguments_exit_2(args: list[str], message: str, tmp_path: Path) -> None:
+    if "pc-nope" in args:
+        require_release("7.2")
+        require_release("10.0")
+    code, _, err = run_cli("matrix", *args, "--out", str(tmp_path / "out"))
+    assert code == EXIT_USAGE and message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+# -- real migrations -----------------------------------------------------------------------
+
+
+@pytest.mark.qemu
+def test_real_migrations_between_5_2_and_10_0_agree_with_the_model(tmp_path: Path) -> None:
+    require_release("5.2")
+    require_release("10.0")
+    code, out, _ = run_cli(
+        "matrix", "--real", "--config", "pc-e1000e", "--source", "5.2", "--source", "10.0",
+        "--destination", "5.2", "--destination", "10.0", "--out", str(tmp_path),
+    )  # fmt: skip
+    assert code == EXIT_OK, out
+    document = json.loads((tmp_path / "real.json").read_text())
+    cells = {cell["key"]: cell for cell in document["cells"]}
+    backward = cells["pc-e1000e@pc-i440fx-5.2/10.0->5.2"]
+    assert backward["real"] == "ok" and backward["model"] == "ok" and "byte-identical" in backward["message"]
+    refused = cells["pc-e1000e@pc-i440fx-10.0/10.0->5.2"]
+    assert refused["real"] == "refused" and "Machine type received is 'pc-i440fx-10.0'" in refused["message"]
+    assert refused["model"] == "refused"
+    forward = cells["pc-e1000e@pc-i440fx-5.2/5.2->10.0"]
+    # QEMU 10.0 recomputes the receive descriptor size on loading, its own streams too.
+    assert forward["real"] == "corrupt" and "core.rx_desc_len" in forward["message"]
+    assert "10.0 -> 10.0" in forward["explanation"]
+    assert document["unexplained"] == []
+    assert all(not cell["baseline"] or cell["source"] == cell["destination"] for cell in cells.values())
+
+
+@pytest.mark.qemu
+def test_a_qemu_that_hangs_is_a_crash_cell_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    require_release("7.2")
+    pid_dir = tmp_path / "pids"
+    pid_dir.mkdir()
+    binary = tmp_path / "hanging-qemu"
+    help_text = "Supported machines are:\\npc-i440fx-7.2        Standard PC\\n"
+    binary.write_text(
+        "#!/bin/sh\n"
+        '[ "$1" = --version ] && echo "QEMU emulator version 9.9.0" && exit 0\n'
+        f'[ "$1" = -machine ] && printf "{help_text}" && exit 0\n'
+        f"echo $$ > {pid_dir}/$$\nexec sleep 600\n"
+    )
+    binary.chmod(binary.stat().st_mode | stat.S_IXUSR)
+    hanging = QemuRelease("hangs", str(binary))
+    from migcompat.qemu import releases
+
+    results = real.run_real(
+        [releases.find("7.2"), hanging],
+        configs=["pc-rtl8139"],
+        machines=["pc-i440fx-7.2"],
+        timeout=2.0,
+    )
+    cells = {cell.key: cell for cell in results.cells}
+    into_hanging = cells["pc-rtl8139@pc-i440fx-7.2/7.2->hangs"]
+    assert into_hanging.real == "crash" and "timed out" in into_hanging.message
+    from_hanging = cells["pc-rtl8139@pc-i440fx-7.2/hangs->7.2"]
+    assert from_hanging.real == "crash" and "capture at QEMU hangs failed" in from_hanging.message
+    assert cells["pc-rtl8139@pc-i440fx-7.2/7.2->7.2"].real == "ok"  # the rest of the run went on
+    for pid_file in pid_dir.iterdir():
+        with pytest.raises(ProcessLookupError):
+            os.kill(int(pid_file.name), 0)
