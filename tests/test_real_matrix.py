@@ -21,7 +21,7 @@ from migcompat import devices
 from migcompat.cli import EXIT_OK, EXIT_USAGE
 from migcompat.compat import real
 from migcompat.compat.real import RealCell, RealResults
-from migcompat.qemu import compare, stream
+from migcompat.qemu import compare, dump, stream
 from migcompat.qemu.releases import QemuRelease
 from migcompat.report.real import FILES, write_real
 
@@ -167,6 +167,27 @@ def test_the_reports_show_every_cell_and_list_disagreements(tmp_path: Path) -> N
     suite = ElementTree.parse(tmp_path / "real-junit.xml").getroot()
     assert suite.get("tests") == "2" and suite.get("failures") == "1"
     assert [case.get("name") for case in suite if case.find("failure") is not None] == [wrong.key]
+
+
+def test_static_findings_about_members_the_stream_did_not_carry_are_set_aside() -> None:
+    """10.0 -> 5.2: piix4_pm's acpi_index is a field 5.2 does not have. With pc-i440fx-5.2
+    the compatibility property x-not-migrate-acpi-index turns it off, and the stream shows
+    it is not sent; with 10.0's own machine type it is sent, and the finding stands."""
+    layouts = {
+        release: dump.read(json.loads((CORPORA / f"qemu-{release}" / "vmstate-pc.json").read_text()), release)
+        for release in ("5.2", "10.0")
+    }
+    found = {}
+    for name in ("pc-virtio-net@pc-i440fx-5.2", "pc-virtio-net"):
+        cell = RealCell("pc-virtio-net", "m", "10.0", "5.2")
+        real._static(cell, real._carried((CORPORA / "qemu-10.0" / f"{name}.bin").read_bytes()), layouts)
+        found[name] = cell
+    old_machine, own_machine = found["pc-virtio-net@pc-i440fx-5.2"], found["pc-virtio-net"]
+    acpi_index = "FIELD_REMOVED PIIX4_PM/acpi_pci_hotplug.acpi_index"
+    assert any(line.startswith(acpi_index) for line in old_machine.static_unsent)
+    assert not any(line.startswith(acpi_index) for line in old_machine.static_findings)
+    assert any(line.startswith(acpi_index) for line in own_machine.static_findings)
+    assert own_machine.static == "incompatible"
 
 
 # -- bad arguments ---------------------------------------------------------------------------

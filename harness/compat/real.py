@@ -81,6 +81,8 @@ class RealCell:
     static: str = NOT_APPLICABLE
     static_findings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: Static findings about members the source's stream did not carry (set aside, with the reason).
+    static_unsent: list[str] = field(default_factory=list)
     #: Why a disagreement is not a fault of the model (empty: unexplained).
     explanation: str = ""
     #: Corrupting changes as (section, path), for the same-release baseline.
@@ -99,7 +101,12 @@ class RealCell:
         """None where the checker has no verdict (a machine type it cannot see)."""
         if self.static == NOT_APPLICABLE:
             return None
-        return (self.static == COMPATIBLE) == (self.real == OK)
+        return (self.static == COMPATIBLE) == self.intact
+
+    @property
+    def intact(self) -> bool:
+        """Loaded with every field kept, or changed only where QEMU recomputes on loading."""
+        return self.real == OK or (self.real == CORRUPT and bool(self.explanation))
 
     @property
     def baseline(self) -> bool:
@@ -130,11 +137,11 @@ class RealResults:
 
     @property
     def static_false_alarms(self) -> list[RealCell]:
-        return [c for c in self.cells if c.static == INCOMPATIBLE and c.real == OK]
+        return [c for c in self.cells if c.static == INCOMPATIBLE and c.intact]
 
     @property
     def static_misses(self) -> list[RealCell]:
-        return [c for c in self.cells if c.static == COMPATIBLE and c.real in (REFUSED, CORRUPT)]
+        return [c for c in self.cells if c.static == COMPATIBLE and not c.intact]
 
     @property
     def passed(self) -> bool:
@@ -152,7 +159,8 @@ class RealResults:
             f"model agrees on {len(self.cells) - len(self.disagreements)}, disagrees on {len(self.disagreements)} "
             f"({len(self.disagreements) - len(self.unexplained)} explained); "
             f"static checker judged {len(judged)}: {len(self.static_false_alarms)} false alarms, "
-            f"{len(self.static_misses)} misses"
+            f"{len(self.static_misses)} misses ({sum(len(c.static_unsent) for c in self.cells)} findings set aside: "
+            "members the source's stream did not carry)"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -233,34 +241,66 @@ def _dumps(releases: Sequence[QemuRelease], scratch: Path, timeout: float) -> di
     return out
 
 
-def _vmsd_names(data: bytes) -> list[str]:
-    """The VMState names of the sections a stream carries (from its vmdesc trailer)."""
+def _carried(data: bytes) -> dict[str, set[str]]:
+    """What a stream carries, from its vmdesc trailer: per section's VMState name,
+    the names of every field and subsection it holds (at any depth)."""
     parsed = stream.parse_qemu(data, stream.no_devices, decode_vmdesc=False)
     if parsed.vmdesc is None:
-        return []
-    document = json.loads(parsed.vmdesc)
-    return list(dict.fromkeys(entry.get("vmsd_name", entry["name"]) for entry in document.get("devices", [])))
+        return {}
+    out: dict[str, set[str]] = {}
+    for entry in json.loads(parsed.vmdesc).get("devices", []):
+        names = out.setdefault(entry.get("vmsd_name", entry["name"]), set())
+        _member_names(entry, names)
+    return out
 
 
-def _static(cell: RealCell, sections: list[str], layouts: dict[str, Layout | str]) -> None:
+def _member_names(entry: dict[str, Any], names: set[str]) -> None:
+    for member in entry.get("fields", []):
+        names.add(member["name"])
+        if isinstance(member.get("struct"), dict):
+            _member_names(member["struct"], names)
+    for sub in entry.get("subsections", []):
+        names.add(sub.get("vmsd_name", ""))
+        _member_names(sub, names)
+
+
+#: Findings about one member that the stream shows whether the source sent.
+_ABOUT_A_MEMBER = frozenset({"SUBSECTION_REMOVED", "FIELD_REMOVED", "FIELD_ADDED"})
+
+
+def _static(cell: RealCell, carried: dict[str, set[str]], layouts: dict[str, Layout | str]) -> None:
+    """The checker's verdict on the releases' dumps for the sections the stream carries.
+
+    A finding about a member (a subsection, a field gated by a test) that the
+    source's stream does not carry is set aside with the reason: with this
+    machine type and state the source did not send it (a subsection only a
+    running guest makes needed; a field a compatibility property turns off).
+    """
     before, after = layouts.get(cell.source), layouts.get(cell.destination)
     if not isinstance(before, Layout) or not isinstance(after, Layout):
         cell.static_findings = [str(before if not isinstance(before, Layout) else after)]
         return
     findings: list[str] = []
-    for name in sections:
-        key = _dump_key(before, name)
-        if key is None:
-            continue  # not a device class (cpu, timer, globalstate ...): the dumps do not describe it
-        if key not in after.sections:
-            findings.append(f"SECTION_REMOVED {key}: the destination has no device class {key!r}")
-            continue
+    for name, members in carried.items():
+        key, other = _dump_key(before, name), _dump_key(after, name)
+        if key is None or other is None:
+            continue  # not a device class of both dumps (cpu, timer, ps2kbd ...): they do not describe it
         old = Layout(before.source, {key: before.sections[key]}, counts_known=before.counts_known)
-        new = Layout(after.source, {key: after.sections[key]}, counts_known=after.counts_known)
-        report = static_compare(old, new)
-        findings.extend(f"{f.rule} {f.path}: {f.message}" for f in report.breaking(("qemufile",)))
+        new = Layout(after.source, {key: after.sections[other]}, counts_known=after.counts_known)
+        for finding in static_compare(old, new).breaking(("qemufile",)):
+            text = f"{finding.rule} {finding.path}: {finding.message}"
+            if finding.rule in _ABOUT_A_MEMBER and not _sent(finding.path, key, members):
+                cell.static_unsent.append(text)
+            else:
+                findings.append(text)
     cell.static = INCOMPATIBLE if findings else COMPATIBLE
     cell.static_findings = findings
+
+
+def _sent(path: str, key: str, members: set[str]) -> bool:
+    """Whether the member a finding's path names is among what the section carried."""
+    inner = path.removeprefix(f"{key}/")
+    return any(inner == name or inner.endswith(f"/{name}") for name in members if name)
 
 
 def _dump_key(layout: Layout, vmsd_name: str) -> str | None:
@@ -396,8 +436,9 @@ def run_real(
         _explain(cells)
         for cell in cells:
             captured = captures.get((cell.config, cell.machine, cell.source))
-            if isinstance(captured, Path) and cell.machine in _known(releases, cell.destination):
-                _static(cell, _vmsd_names(captured.read_bytes()), layouts)
+            judged = cell.machine in _known(releases, cell.destination) and (versioned(cell.machine) or cell.baseline)
+            if isinstance(captured, Path) and judged:
+                _static(cell, _carried(captured.read_bytes()), layouts)
     return RealResults(versions, cells, time.monotonic() - started)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from xml.etree import ElementTree
@@ -87,6 +88,12 @@ def markdown(results: RealResults) -> str:
         lines.append("")
     found = list(_disagreement_lines(results))
     lines += ["## Disagreements", ""] + ([f"- {line}" for line in found] or ["None."]) + [""]
+    unsent = Counter(line.split(":")[0] for cell in results.cells for line in cell.static_unsent)
+    if unsent:
+        lines += ["## Static findings set aside", ""]
+        lines.append("Findings about a member the source's stream did not carry (a subsection only a running guest")
+        lines.append("makes needed, a field the machine type's compatibility properties turn off), by rule and member:")
+        lines += [""] + [f"- {count} cells: `{finding}`" for finding, count in unsent.most_common()] + [""]
     corrupt = [cell for cell in results.cells if cell.real not in (OK, "refused")]
     if corrupt:
         lines += ["## Corrupt and crashed migrations", ""]
