@@ -208,8 +208,9 @@ def machines_for(source: QemuRelease, destination: QemuRelease, every: Sequence[
 
 
 def _baseline_machines(release: QemuRelease, every: Sequence[QemuRelease]) -> list[str]:
-    """A same-release migration runs every machine type a cross-release one of this destination may use."""
-    chosen: list[str] = []
+    """A same-release migration runs the release's own newest machine types and every
+    one a cross-release migration into it may use."""
+    chosen: list[str] = [machine for machine in _families(release) if machine in release.machine_types()]
     for other in every:
         for machine in machines_for(other, release, every) if other is not release else []:
             if machine in release.machine_types() and machine not in chosen:

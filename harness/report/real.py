@@ -55,10 +55,11 @@ def _grid(results: RealResults) -> dict[str, dict[str, dict[tuple[str, str], Rea
 
 
 def _mark(cell: RealCell) -> str:
-    """QEMU's outcome; ``≠model`` / ``≠static`` where they said otherwise."""
+    """QEMU's outcome; ``≠model`` / ``≠static`` where they said otherwise (``explained``
+    where the disagreement has a reason in the evidence)."""
     marks = [cell.real]
     if not cell.agrees:
-        marks.append(f"≠model {cell.model}")
+        marks.append("(explained)" if cell.explanation else f"≠model {cell.model}")
     if cell.static_agrees is False:
         marks.append(f"≠static {cell.static}")
     return " ".join(marks)
