@@ -300,6 +300,8 @@ def _real_matrix(
         _fail(f"cannot write reports to {out_dir}: {error.strerror}")
         return
     click.echo(results.headline())
+    for name, why in results.skipped.items():
+        click.echo(f"SKIPPED release {name}: {why}")
     for cell in results.unexplained:
         click.echo(f"DISAGREE {cell.key}: QEMU {cell.real} ({cell.message}); model {cell.model} ({cell.model_reason})")
     for cell in results.cells:

@@ -21,6 +21,7 @@ from migcompat import devices
 from migcompat.cli import EXIT_OK, EXIT_USAGE
 from migcompat.compat import real
 from migcompat.compat.real import RealCell, RealResults
+from migcompat.errors import UsageError
 from migcompat.qemu import compare, dump, stream
 from migcompat.qemu.releases import QemuRelease
 from migcompat.report.real import FILES, write_real
@@ -270,3 +271,21 @@ def test_a_qemu_that_hangs_is_a_crash_cell_and_leaves_nothing_behind(tmp_path: P
     for pid_file in pid_dir.iterdir():
         with pytest.raises(ProcessLookupError):
             os.kill(int(pid_file.name), 0)
+
+
+@pytest.mark.qemu
+def test_a_broken_release_is_left_out_with_its_reason_and_the_rest_run(tmp_path: Path) -> None:
+    require_release("7.2")
+    require_release("10.0")
+    broken_binary = tmp_path / "broken-qemu"
+    broken_binary.write_text("#!/bin/sh\necho 'error while loading shared libraries: libslirp.so.0' >&2\nexit 127\n")
+    broken_binary.chmod(0o755)
+    from migcompat.qemu import releases
+
+    chosen = [releases.find("7.2"), QemuRelease("broken", str(broken_binary)), releases.find("10.0")]
+    results = real.run_real(chosen, configs=["pc-rtl8139"], machines=["pc-i440fx-7.2"], timeout=20.0)
+    assert "libslirp.so.0" in results.skipped["broken"]
+    assert {cell.source for cell in results.cells} == {"7.2", "10.0"}
+    assert all(cell.real == "ok" for cell in results.cells), [c.key for c in results.cells if c.real != "ok"]
+    with pytest.raises(UsageError, match=r"two or more working QEMU releases.*broken: .*libslirp"):
+        real.run_real(chosen[:2], configs=["pc-rtl8139"])

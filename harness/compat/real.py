@@ -401,9 +401,25 @@ def run_real(
     timeout: float = 60.0,
     progress: Callable[[str], None] = lambda line: None,
 ) -> RealResults:
-    """Run every real migration of the plan; every QEMU started is ended, every file removed."""
+    """Run every real migration of the plan; every QEMU started is ended, every file removed.
+
+    A release that does not answer (a broken root, a binary that does not run)
+    is left out with the reason (:attr:`RealResults.skipped`); the rest run.
+    """
+    skipped: dict[str, str] = {}
+    working: list[QemuRelease] = []
+    for release in releases:
+        try:
+            release.version()
+            release.machine_types()
+        except MigcompatError as error:
+            skipped[release.name] = str(error)
+        else:
+            working.append(release)
+    releases = working
     if len(releases) < 2:
-        raise UsageError("the real matrix needs two or more installed QEMU releases (migcompat qemu install)")
+        broken = "".join(f"; {name}: {why}" for name, why in skipped.items())
+        raise UsageError(f"the real matrix needs two or more working QEMU releases (migcompat qemu install){broken}")
     unknown = [name for name in configs if name not in peer.CONFIGS]
     if unknown:
         raise UsageError(f"unknown machine config {unknown[0]!r} (known: {', '.join(peer.CONFIGS)})")
@@ -440,7 +456,7 @@ def run_real(
             judged = cell.machine in _known(releases, cell.destination) and (versioned(cell.machine) or cell.baseline)
             if isinstance(captured, Path) and judged:
                 _static(cell, _carried(captured.read_bytes()), layouts)
-    return RealResults(versions, cells, time.monotonic() - started)
+    return RealResults(versions, cells, time.monotonic() - started, skipped)
 
 
 def _explain(cells: Sequence[RealCell]) -> None:
