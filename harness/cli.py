@@ -280,17 +280,25 @@ def _real_matrix(
             if name not in {release.name for release in installed}:
                 releases.find(name)  # unknown names are named as such
                 raise UsageError(f"QEMU release {name} is not installed ({releases.find(name).install_hint()})")
-        with click.progressbar(length=0, label="real matrix", file=sys.stderr) as bar:
-            results = real.run_real(
-                installed,
-                configs=configs or real.DEFAULT_CONFIGS,
-                machines=machines,
-                sources=sources,
-                destinations=destinations,
-                jobs=jobs or 2,
-                timeout=timeout,
-                progress=lambda _line: bar.update(1),
-            )
+        done = [0]
+
+        def progress(line: str) -> None:
+            done[0] += 1
+            if sys.stderr.isatty():
+                click.echo(f"\rreal matrix: {done[0]} steps, last: {line[:70]:<70}", err=True, nl=False)
+
+        results = real.run_real(
+            installed,
+            configs=configs or real.DEFAULT_CONFIGS,
+            machines=machines,
+            sources=sources,
+            destinations=destinations,
+            jobs=jobs or 2,
+            timeout=timeout,
+            progress=progress,
+        )
+        if done[0] and sys.stderr.isatty():
+            click.echo("", err=True)
     except MigcompatError as error:
         _fail(str(error))
         return

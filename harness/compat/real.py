@@ -429,9 +429,15 @@ def run_real(
     plans: list[_Plan] = []
     for source in releases:
         for destination in releases:
-            if wanted_sources and source.name not in wanted_sources:
-                continue
-            if wanted_destinations and destination.name not in wanted_destinations:
+            # A release's baseline runs whenever the release is asked for at all:
+            # it is the evidence the explanations of the cross-release cells rest on.
+            involved = wanted_sources | wanted_destinations
+            if source is destination:
+                if involved and source.name not in involved:
+                    continue
+            elif (wanted_sources and source.name not in wanted_sources) or (
+                wanted_destinations and destination.name not in wanted_destinations
+            ):
                 continue
             chosen = list(machines) or (
                 _baseline_machines(source, releases)
