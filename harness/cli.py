@@ -791,11 +791,15 @@ def qemu_releases(as_json: bool, show_all: bool) -> None:
         elif entry.get("installed") is False:
             click.echo(f"{entry['name']:<6} not installed: {entry['install']}")
         else:
-            machines = [name for name in entry["machines"] if name.startswith(("pc-", "microvm"))]
+            versioned = [name for name in entry["machines"] if name.startswith(("pc-i440fx-", "pc-q35-"))]
             click.echo(
                 f"{entry['name']:<6} QEMU {entry['version']:<10} {' '.join(entry['command'])}  ({entry['origin']})"
             )
-            click.echo(f"       {len(entry['machines'])} machine types: {' '.join(machines)}")
+            click.echo(
+                f"       {len(entry['machines'])} machine types, {len(versioned)} of them pc-i440fx-/pc-q35- "
+                f"(--json lists them all); {entry['name']}'s own: "
+                + " ".join(name for name in versioned if name.endswith(f"-{entry['name']}"))
+            )
     if not rows:
         click.echo("no QEMU release is installed (migcompat qemu install)")
 
