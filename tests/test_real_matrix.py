@@ -21,7 +21,7 @@ from migcompat import devices
 from migcompat.cli import EXIT_OK, EXIT_USAGE
 from migcompat.compat import real
 from migcompat.compat.real import RealCell, RealResults
-from migcompat.errors import UsageError
+from migcompat.errors import DecodeError, UsageError
 from migcompat.qemu import compare, dump, stream
 from migcompat.qemu.releases import QemuRelease
 from migcompat.report.real import FILES, write_real
@@ -289,3 +289,13 @@ def test_a_broken_release_is_left_out_with_its_reason_and_the_rest_run(tmp_path:
     assert all(cell.real == "ok" for cell in results.cells), [c.key for c in results.cells if c.real != "ok"]
     with pytest.raises(UsageError, match=r"two or more working QEMU releases.*broken: .*libslirp"):
         real.run_real(chosen[:2], configs=["pc-rtl8139"])
+
+
+def test_a_corrupt_stream_to_compare_is_a_decode_error_naming_where() -> None:
+    data = NET_10_0.read_bytes()
+    with pytest.raises(DecodeError) as caught:
+        compare.compare_streams(data, data[:5000], devices.resolve_section)
+    assert caught.value.offset is not None and caught.value.offset <= 5000
+    cell = RealCell("pc-virtio-net", "pc-i440fx-10.0", "10.0", "10.0")
+    real._check_intact(cell, data, data[:5000])
+    assert cell.real == "crash" and cell.message.startswith("cannot read a stream to compare:")
