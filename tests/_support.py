@@ -150,12 +150,20 @@ def run_cli(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def needs_release(name: str = peer.DEFAULT_RELEASE) -> pytest.MarkDecorator:
-    """Skip unless QEMU release ``name`` is installed, saying how to install it."""
+def missing_release(name: str = peer.DEFAULT_RELEASE) -> str | None:
+    """Why QEMU release ``name`` cannot run here, with the command that installs it; None when it can."""
+    if peer.installed(name):
+        return None
     hint = f"migcompat qemu install --release {name}"
     with contextlib.suppress(releases.ReleaseError):
         hint = releases.find(name).install_hint()
-    return pytest.mark.skipif(not peer.installed(name), reason=f"QEMU {name} is not installed ({hint})")
+    return f"QEMU {name} is not installed ({hint})"
+
+
+def needs_release(name: str = peer.DEFAULT_RELEASE) -> pytest.MarkDecorator:
+    """Skip unless QEMU release ``name`` is installed, saying how to install it."""
+    reason = missing_release(name)
+    return pytest.mark.skipif(reason is not None, reason=reason or "")
 
 
 #: The committed captures of real QEMU releases: ``corpora/qemu-<release>/<config>[@<machine>].bin``.
@@ -188,7 +196,7 @@ def capture_label(path: Path) -> str:
 
 
 def require_release(name: str) -> None:
-    """Inside a test: skip it unless QEMU release ``name`` is installed (see :func:`needs_release`)."""
-    marker = needs_release(name)
-    if marker.args[0]:
-        pytest.skip(marker.kwargs["reason"])
+    """Inside a test: skip it unless QEMU release ``name`` is installed (see :func:`missing_release`)."""
+    reason = missing_release(name)
+    if reason is not None:
+        pytest.skip(reason)

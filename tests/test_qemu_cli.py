@@ -115,8 +115,8 @@ def test_capture_reproduces_the_committed_stream_and_qemu_loads_it_back(
     assert loaded.exit_code == EXIT_OK and loaded.output.startswith("accepted:")
     assert list(scratch_root.iterdir()) == []
     root = releases.find(capture.release).root
-    if root is not None:  # a chroot release's scratch directories are inside its root
-        assert list((root / "tmp").glob("migcompat-*")) == []
+    if root is not None:  # a chroot release's scratch directories are inside its root, named by process
+        assert list((root / "tmp").glob(f"{releases.scratch_prefix()}*")) == []
 
 
 @needs_qemu

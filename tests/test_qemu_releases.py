@@ -124,7 +124,7 @@ def test_a_root_release_names_its_scratch_files_by_their_path_inside_the_root(tm
     with release.scratch() as scratch:
         assert scratch.parent == root / "tmp"
         inside = release.inside(scratch / "qmp.sock")
-        assert inside.startswith("/tmp/migcompat-") and inside.endswith("/qmp.sock")
+        assert inside.startswith(f"/tmp/{releases.scratch_prefix()}") and inside.endswith("/qmp.sock")
     assert list((root / "tmp").iterdir()) == []
 
 

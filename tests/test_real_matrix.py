@@ -181,7 +181,7 @@ def test_static_findings_about_members_the_stream_did_not_carry_are_set_aside() 
     found = {}
     for name in ("pc-virtio-net@pc-i440fx-5.2", "pc-virtio-net"):
         cell = RealCell("pc-virtio-net", "m", "10.0", "5.2")
-        real._static(cell, real._carried((CORPORA / "qemu-10.0" / f"{name}.bin").read_bytes()), layouts)
+        real._static(cell, real._carried((CORPORA / "qemu-10.0" / f"{name}.bin").read_bytes()), layouts, {})
         found[name] = cell
     old_machine, own_machine = found["pc-virtio-net@pc-i440fx-5.2"], found["pc-virtio-net"]
     acpi_index = "FIELD_REMOVED PIIX4_PM/acpi_pci_hotplug.acpi_index"

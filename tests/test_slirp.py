@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _support import PAIRING_NAMES, decode, encode
+from _support import PAIRING_NAMES, decode, encode, require_release
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -549,8 +549,7 @@ GUESTFWD_ARGS = (
 def _qemu_load(tmp_path: Path, state: dict[str, Any], version: int = 4) -> Any:
     from migcompat.qemu import peer as qemu_peer
 
-    if not qemu_peer.installed(qemu_peer.DEFAULT_RELEASE):
-        pytest.skip(f"QEMU {qemu_peer.DEFAULT_RELEASE} is not installed (migcompat qemu install)")
+    require_release(qemu_peer.DEFAULT_RELEASE)
     stream = parse_qemu((CORPORA / "pc-virtio-net.bin").read_bytes(), devices.resolve_section)
     record = next(r for r in stream.records if r.idstr == "slirp")
     record.version_id = version

@@ -162,7 +162,9 @@ class _Checker:
     def verdict(self, source: str, destination: str, wire: str) -> Outcome:
         found = self._verdicts.get((source, destination, wire))
         if found is None:
-            report = compare(_one(self.layouts[source], self.key), _one(self.layouts[destination], self.key))
+            report = compare(
+                one_section(self.layouts[source], self.key), one_section(self.layouts[destination], self.key)
+            )
             breaking = report.breaking((wire,))
             if not breaking:
                 found = Outcome.OK
@@ -189,6 +191,8 @@ class _Checker:
         return project(state, source.description, destination.description)
 
 
-def _one(layout: Layout, key: str) -> Layout:
-    """The layout of one section of a dump (the machine type is not a device's business)."""
-    return Layout(layout.source, {key: layout.sections[key]}, counts_known=layout.counts_known)
+def one_section(layout: Layout, key: str, named: str | None = None) -> Layout:
+    """The layout of one section of a dump (the machine type is not a device's
+    business), under the name ``named`` (default: its own key) so that two dumps
+    that file one VMState under different device classes compare section to section."""
+    return Layout(layout.source, {named or key: layout.sections[key]}, counts_known=layout.counts_known)

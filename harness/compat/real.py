@@ -38,11 +38,13 @@ from pathlib import Path
 from typing import Any
 
 from migcompat import devices
+from migcompat.compat import dumps
 from migcompat.errors import DecodeError, MigcompatError, UsageError
 from migcompat.model.layout import Layout
 from migcompat.qemu import compare, dump, peer, stream
 from migcompat.qemu.peer import MachineConfig
 from migcompat.qemu.releases import QemuRelease
+from migcompat.schema.diff import Finding
 from migcompat.schema.diff import compare as static_compare
 
 __all__ = [
@@ -97,6 +99,12 @@ class RealCell:
         return self.real == self.model
 
     @property
+    def fails(self) -> bool:
+        """A finding for the gate: QEMU and the model disagree, or a migration crashed
+        or changed a value, with no reason found in the evidence."""
+        return (not self.agrees or self.real in (CORRUPT, CRASH)) and not self.explanation
+
+    @property
     def static_agrees(self) -> bool | None:
         """None where the checker has no verdict (a machine type it cannot see)."""
         if self.static == NOT_APPLICABLE:
@@ -145,8 +153,7 @@ class RealResults:
 
     @property
     def passed(self) -> bool:
-        faults = any(cell.real in (CORRUPT, CRASH) and not cell.explanation for cell in self.cells)
-        return not self.unexplained and not faults
+        return not any(cell.fails for cell in self.cells)
 
     def counts(self) -> Counter[str]:
         return Counter(cell.real for cell in self.cells)
@@ -269,7 +276,9 @@ def _member_names(entry: dict[str, Any], names: set[str]) -> None:
 _ABOUT_A_MEMBER = frozenset({"SUBSECTION_REMOVED", "FIELD_REMOVED", "FIELD_ADDED"})
 
 
-def _static(cell: RealCell, carried: dict[str, set[str]], layouts: dict[str, Layout | str]) -> None:
+def _static(
+    cell: RealCell, carried: dict[str, set[str]], layouts: dict[str, Layout | str], verdicts: _Verdicts
+) -> None:
     """The checker's verdict on the releases' dumps for the sections the stream carries.
 
     A finding about a member (a subsection, a field gated by a test) that the
@@ -286,9 +295,7 @@ def _static(cell: RealCell, carried: dict[str, set[str]], layouts: dict[str, Lay
         key, other = _dump_key(before, name), _dump_key(after, name)
         if key is None or other is None:
             continue  # not a device class of both dumps (cpu, timer, ps2kbd ...): they do not describe it
-        old = Layout(before.source, {key: before.sections[key]}, counts_known=before.counts_known)
-        new = Layout(after.source, {key: after.sections[other]}, counts_known=after.counts_known)
-        for finding in static_compare(old, new).breaking(("qemufile",)):
+        for finding in _breaking(cell, before, after, (key, other), verdicts):
             text = f"{finding.rule} {finding.path}: {finding.message}"
             if finding.rule in _ABOUT_A_MEMBER and not _sent(finding.path, key, members):
                 cell.static_unsent.append(text)
@@ -296,6 +303,23 @@ def _static(cell: RealCell, carried: dict[str, set[str]], layouts: dict[str, Lay
                 findings.append(text)
     cell.static = INCOMPATIBLE if findings else COMPATIBLE
     cell.static_findings = findings
+
+
+#: The checker's findings per (source, destination, section key, destination key).
+_Verdicts = dict[tuple[str, str, str, str], tuple[Finding, ...]]
+
+
+def _breaking(
+    cell: RealCell, before: Layout, after: Layout, keys: tuple[str, str], verdicts: _Verdicts
+) -> tuple[Finding, ...]:
+    """The checker's legacy-wire findings for one section of two dumps: the same for
+    every config and machine type of a release pair, so computed once per run."""
+    key, other = keys
+    found = verdicts.get((cell.source, cell.destination, key, other))
+    if found is None:
+        report = static_compare(dumps.one_section(before, key), dumps.one_section(after, other, named=key))
+        found = verdicts[cell.source, cell.destination, key, other] = tuple(report.breaking(("qemufile",)))
+    return found
 
 
 def _sent(path: str, key: str, members: set[str]) -> bool:
@@ -457,11 +481,13 @@ def run_real(
         captures = _capture_all(plans, scratch, timeout, jobs, progress)
         cells = _migrate_all(plans, captures, scratch, timeout, jobs, progress)
         _explain(cells)
+        verdicts: _Verdicts = {}
+        carried = {key: _carried(path.read_bytes()) for key, path in captures.items() if isinstance(path, Path)}
         for cell in cells:
-            captured = captures.get((cell.config, cell.machine, cell.source))
+            sent = carried.get((cell.config, cell.machine, cell.source))
             judged = cell.machine in _known(releases, cell.destination) and (versioned(cell.machine) or cell.baseline)
-            if isinstance(captured, Path) and judged:
-                _static(cell, _carried(captured.read_bytes()), layouts)
+            if sent is not None and judged:
+                _static(cell, sent, layouts, verdicts)
     return RealResults(versions, cells, time.monotonic() - started, skipped)
 
 

@@ -20,15 +20,14 @@ spans -- which bytes each field occupies -- and compared by field path:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from migcompat.errors import DecodeError
-from migcompat.model import vmstate
-from migcompat.model.vmstate import Description
+from migcompat.errors import DecodeError, MalformedInput
 from migcompat.qemu import stream
-from migcompat.qemu.stream import MigrationStream, Record, Resolver, no_devices
+from migcompat.qemu.stream import MigrationStream, Record, Resolver, SectionCodec, no_devices
 from migcompat.wire.qemufile import QemuFileInputVisitor
 
 __all__ = ["Change", "SectionComparison", "compare_streams", "spans"]
@@ -104,11 +103,14 @@ class _SpanRecorder(QemuFileInputVisitor):
         return start
 
 
-def spans(description: Description, version: int, body: bytes) -> dict[str, bytes]:
-    """Every leaf field of a legacy section body, by path, with its bytes (wire order)."""
+def spans(codec: SectionCodec, version: int, body: bytes) -> dict[str, bytes]:
+    """Every leaf field of a legacy section body, by path, with its bytes (wire order),
+    as ``codec`` reads it."""
     reader = _SpanRecorder(body)
-    vmstate.load(reader, description, version)
+    codec.load(reader, version)
     reader.finish()
+    if not reader.spans and body:
+        raise MalformedInput("the section's reader names no field", offset=0)
     return {path: body[start : start + size] for path, (start, size) in reader.spans.items()}
 
 
@@ -153,23 +155,27 @@ def compare_streams(before: bytes, after: bytes, resolve: Resolver) -> list[Sect
 
 
 def _describer(data: bytes, resolve: Resolver) -> Callable[[Record], dict[str, bytes]]:
-    """Spans of a section of ``data``, by our model where there is one, else by the vmdesc."""
-    parsed = stream.parse_qemu(data, resolve)
-    decoded = _full_sections(parsed)
-    described = stream.VmdescDescriptions.of_json(parsed.vmdesc)
+    """Spans of a section of ``data``, read by the codec that decodes it (our model
+    where there is one, else the stream's vmdesc). The stream is decoded only when
+    a first section differs: most sections of a migration are byte-identical."""
+
+    @functools.cache
+    def decoded() -> tuple[dict[tuple[str, int], Record], stream.VmdescDescriptions]:
+        parsed = stream.parse_qemu(data, resolve)
+        return _full_sections(parsed), stream.VmdescDescriptions.of_json(parsed.vmdesc)
 
     def of(record: Record) -> dict[str, bytes]:
-        full = decoded[record.idstr, record.instance_id]
-        description: Description | None
+        sections, described = decoded()
+        full = sections[record.idstr, record.instance_id]
+        codec: SectionCodec | None
         if full.decoded_by == "vmdesc":
-            description = described.description(full)
+            codec = stream.DescriptionCodec(full.idstr, described.description(full))
         else:
             codec = resolve(full.idstr, full.version_id)
             codec = codec.for_layout(full.layout) if codec is not None else None
-            description = getattr(codec, "description", None)
-        if not isinstance(description, Description):
+        if codec is None:
             return {"(section)": record.raw}
-        return spans(description, record.version_id, record.raw)
+        return spans(codec, record.version_id, record.raw)
 
     return of
 

@@ -321,7 +321,7 @@ async def _accept(vm: _Vm) -> None:
     finally:
         for task in (accepting, exiting):
             task.cancel()
-            with suppress(asyncio.CancelledError, QMPError, Exception):
+            with suppress(asyncio.CancelledError, Exception):
                 await task
     if accepting in done and accepting.exception() is None:
         return

@@ -48,6 +48,7 @@ __all__ = [
     "installed",
     "registry",
     "remove_release",
+    "scratch_prefix",
 ]
 
 #: The binary every release is started as (on the host, or inside its root).
@@ -97,11 +98,12 @@ class QemuRelease:
 
     @contextmanager
     def scratch(self) -> Iterator[Path]:
-        """A fresh scratch directory this release's QEMU can see; removed afterwards."""
+        """A fresh scratch directory this release's QEMU can see (named by our process
+        id, so a leftover says whose it is); removed afterwards."""
         parent = None if self.root is None else self.root / "tmp"
         if parent is not None:
             parent.mkdir(parents=True, exist_ok=True)
-        path = Path(tempfile.mkdtemp(prefix="migcompat-", dir=parent))
+        path = Path(tempfile.mkdtemp(prefix=scratch_prefix(), dir=parent))
         try:
             yield path
         finally:
@@ -146,6 +148,12 @@ class QemuRelease:
         if self.root is None:
             return f"install {self.binary} (Debian: apt-get install qemu-system-x86)"
         return f"build {self.binary} inside {self.root}"
+
+
+def scratch_prefix() -> str:
+    """How this process's scratch directories start: short (a unix socket path has
+    at most 107 bytes) and with our process id, so a leftover says whose it is."""
+    return f"mc{os.getpid()}-"
 
 
 def _run_query(argv: list[str]) -> str:

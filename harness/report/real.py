@@ -143,16 +143,17 @@ def junit(results: RealResults) -> str:
         "testsuite",
         name="migcompat.real",
         tests=str(len(results.cells)),
-        failures=str(sum(1 for c in results.cells if not c.agrees or c.real in ("corrupt", "crash"))),
+        failures=str(sum(cell.fails for cell in results.cells)),
         time=f"{results.seconds:.3f}",
     )
     for cell in results.cells:
         case = ElementTree.SubElement(
             suite, "testcase", classname=f"real.{cell.config}", name=cell.key, time=f"{cell.seconds:.3f}"
         )
-        if not cell.agrees or cell.real in ("corrupt", "crash"):
+        if cell.fails:
             failure = ElementTree.SubElement(case, "failure", message=f"QEMU {cell.real}, the model said {cell.model}")
             failure.text = "\n".join([cell.message, *cell.changes])
         static = cell.static if cell.static != NOT_APPLICABLE else "no verdict (machine type)"
-        ElementTree.SubElement(case, "system-out").text = f"static checker: {static}; {cell.message}"
+        explained = f"; explained: {cell.explanation}" if cell.explanation else ""
+        ElementTree.SubElement(case, "system-out").text = f"static checker: {static}; {cell.message}{explained}"
     return ElementTree.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
