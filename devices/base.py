@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from migcompat.devices import machines
+from migcompat.errors import UsageError
 from migcompat.model.vmstate import Description, State
 from migcompat.outcomes import Outcome
 from migcompat.qemu.stream import DescriptionCodec, SectionCodec
@@ -40,10 +42,19 @@ class Release:
     legacy: LegacyVisit
     #: Free text: what changed in this release and where the facts come from.
     notes: str = ""
+    #: The machine type whose compatibility properties this form follows; empty
+    #: for the release's own (newest) machine type, and for a device whose state
+    #: does not depend on the machine type.
+    machine: str = ""
 
     @property
     def version_id(self) -> int:
         return self.description.version_id
+
+    @property
+    def label(self) -> str:
+        """``qemu-10.0``, or ``qemu-10.0@pc-i440fx-5.2`` under an older machine type."""
+        return f"{self.name}@{self.machine}" if self.machine else self.name
 
 
 #: ``expected(source, destination, pairing, state)``: the state a correct load gives.
@@ -81,6 +92,11 @@ class Device:
     #: it: the legacy wire carries no names, so a field renamed in place keeps
     #: its bytes.
     expected_state: ExpectedState | None = None
+    #: ``machines(release, machine)``: the release as it saves and loads under
+    #: a machine type's compatibility properties (:mod:`migcompat.devices.machines`).
+    #: None: the device's state does not depend on the machine type (libslirp's
+    #: has no compatibility properties), and its cells have no machine type.
+    machines: Callable[[Release, str], Release] | None = None
     _by_name: dict[str, Release] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -92,6 +108,45 @@ class Device:
         if self.policy is not None:
             return self.policy(source, destination, pairing)
         return self.newer_is_refused(source, destination, pairing)
+
+    # -- machine types ---------------------------------------------------------
+
+    def machine_of(self, source: Release, machine: str = "") -> str:
+        """The machine type a cell runs: ``machine``, or the source release's own
+        (empty for a device without machine types)."""
+        if self.machines is None:
+            return ""
+        return machine or machines.own(source.name)
+
+    def knows_machine(self, release: Release, machine: str) -> bool:
+        """Whether ``release`` can be started with ``machine`` (always, for a device without machine types)."""
+        return self.machines is None or not machine or machines.knows(release.name, machine)
+
+    def at(self, release: Release, machine: str) -> Release:
+        """``release`` under ``machine``'s compatibility properties (its own when empty)."""
+        if self.machines is None or not machine or machine == machines.own(release.name):
+            return release
+        if not machines.knows(release.name, machine):
+            raise UsageError(f"{self.name} release {release.name} does not know machine type {machine}")
+        return self.machines(release, machine)
+
+    def forms(self, release: Release) -> tuple[Release, ...]:
+        """What ``release`` saves: under its own machine type, then under each
+        machine type of :data:`~migcompat.devices.machines.AXIS` it knows."""
+        if self.machines is None:
+            return (release,)
+        own = machines.own(release.name)
+        others = [m for m in machines.AXIS if m != own and machines.knows(release.name, m)]
+        return (release, *(self.machines(release, machine) for machine in others))
+
+    def expectation_at(self, source: Release, destination: Release, machine: str, pairing: str) -> Outcome:
+        """The outcome promised for a cell run with ``machine`` on both sides
+        (empty: the source's own): ``refused`` when the destination does not
+        know it, otherwise what the releases under it promise."""
+        machine = self.machine_of(source, machine)
+        if not self.knows_machine(destination, machine):
+            return Outcome.REFUSED
+        return self.expectation(self.at(source, machine), self.at(destination, machine), pairing)
 
     def index(self, release: Release) -> int:
         return [known.name for known in self.releases].index(release.name)

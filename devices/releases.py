@@ -17,8 +17,11 @@ at import: a typo in the table fails loudly, not in the middle of a report.
 The table is a model, modelled on the device histories in :mod:`devices`:
 hv-2014 ships QEMU 2.1's virtio and slirp v3, hv-2015 QEMU 2.4's virtio,
 hv-2017 slirp v4 and QEMU 2.7's virtio and is the first to speak BER (it still
-prefers the legacy stream, which every older release reads), hv-2022 QEMU 7.2's
-layout and prefers BER. A hypervisor release may ship a subset of the devices,
+prefers the legacy stream, which every older release reads), hv-2020 QEMU 5.2's
+virtio, hv-2022 QEMU 7.2's and prefers BER, hv-2025 QEMU 10.0's. A release row
+is run with the source's own machine type and with every machine type of
+:data:`migcompat.devices.machines.AXIS` both know
+(:func:`migcompat.compat.negotiate.shared_machines`). A hypervisor release may ship a subset of the devices,
 so adding a device to the registry does not require touching this table.
 """
 
@@ -90,7 +93,9 @@ RELEASES: tuple[HypervisorRelease, ...] = (
     HypervisorRelease("hv-2014", ("qemufile",), {"slirp": "v3", "virtio": "qemu-2.1"}),
     HypervisorRelease("hv-2015", ("qemufile",), {"slirp": "v3", "virtio": "qemu-2.4"}),
     HypervisorRelease("hv-2017", ("qemufile", "ber"), {"slirp": "v4", "virtio": "qemu-2.7"}),
+    HypervisorRelease("hv-2020", ("qemufile", "ber"), {"slirp": "v4", "virtio": "qemu-5.2"}),
     HypervisorRelease("hv-2022", ("ber", "qemufile"), {"slirp": "v4", "virtio": "qemu-7.2"}),
+    HypervisorRelease("hv-2025", ("ber", "qemufile"), {"slirp": "v4", "virtio": "qemu-10.0"}),
 )
 
 

@@ -29,9 +29,16 @@ against the captures in ``corpora/qemu-7.2``:
 The release history follows QEMU's: VIRTIO_QUEUE_MAX was 64 until 2.4, and the
 subsections arrived over time (device_endian 2.2; 64bit_features and virtqueues
 2.4; ringsize, broken and extra_state 2.7; started, packed_virtqueues and
-disabled by 4.2, unchanged through 7.2). The section version (virtio-net's
-wrapper, 11) never changed: releases differ by subsections, which is exactly
-why an older QEMU refuses a newer stream only when a new subsection is needed.
+disabled by 4.2, unchanged through 5.2, 7.2 and 10.0). The section version
+(virtio-net's wrapper, 11) never changed: releases differ by subsections, which
+is exactly why an older QEMU refuses a newer stream only when a new subsection
+is needed.
+
+What is written also depends on the machine type (:func:`machine_compat`): up
+to ``pc-i440fx-5.2`` the device has 3 MSI-X vectors, after it 4, and from 7.2 a
+7.2-or-newer machine type offers ``queue_reset``. A release is built for its own
+machine type; :func:`under` builds it for another, which is how QEMU 10.0
+started with ``pc-i440fx-5.2`` writes what 5.2 reads.
 """
 
 from __future__ import annotations
@@ -46,8 +53,9 @@ from typing import Any
 from hypothesis import strategies as st
 
 from migcompat.codec import compiled
+from migcompat.devices import machines
 from migcompat.devices.base import Device, LegacyVisit, Release
-from migcompat.errors import DecodeError, LoadRefused, MalformedInput
+from migcompat.errors import DecodeError, DescriptionError, LoadRefused, MalformedInput
 from migcompat.model.strategies import states
 from migcompat.model.vmstate import (
     Array,
@@ -63,6 +71,7 @@ from migcompat.model.vmstate import (
     refuse_count,
     walk,
 )
+from migcompat.outcomes import Outcome
 from migcompat.qemu.stream import SectionCodec
 from migcompat.wire.qemufile import QemuFileInputVisitor
 from migcompat.wire.visitor import KNOWN_LENGTH, Framing, ListFraming, Visitor
@@ -76,8 +85,17 @@ SECTION_VERSION = 11
 #: The reference device: virtio-net over PCI with one queue pair (rx, tx, ctrl
 #: queues and a config vector: 4 MSI-X vectors) and an 8-byte config space.
 REFERENCE_VECTORS = 4
+#: The vectors of the reference device on a machine type up to 5.2: the old
+#: default that ``hw_compat_5_2`` keeps (``virtio-net-pci-base vectors=3``).
+VECTORS_BEFORE_6_0 = 3
 REFERENCE_CONFIG_SIZE = 8
-REFERENCE_HOST_FEATURES = (1 << 32) | 0x79BFFFE7  # VERSION_1 plus the legacy net feature bits
+#: The features virtio-net-pci with a user (slirp) netdev offers on QEMU 5.2,
+#: 7.2 and 10.0 (``x-query-virtio-status``: VERSION_1 and the ring and net bits
+#: a backend without a vnet header allows, no offloads), before RING_RESET.
+REFERENCE_HOST_FEATURES = 0x1_79BF_8064
+#: VIRTIO_F_RING_RESET: the ``queue_reset`` property, on from 7.2, off on the
+#: machine types up to 7.1 (``hw_compat_7_1``).
+RING_RESET = 1 << 40
 #: VIRTIO_QUEUE_MAX of the releases the round-trip fuzzer drives (scaled_releases).
 FUZZ_QUEUE_MAX = 4
 
@@ -89,7 +107,7 @@ ERAS: dict[str, tuple[str, ...]] = {
     "qemu-2.2": ("device_endian",),
     "qemu-2.4": ("device_endian", "64bit_features", "virtqueues"),
     "qemu-2.7": ("device_endian", "64bit_features", "virtqueues", "ringsize", "broken", "extra_state"),
-    "qemu-7.2": (
+    "qemu-5.2": (
         "device_endian",
         "64bit_features",
         "virtqueues",
@@ -101,6 +119,8 @@ ERAS: dict[str, tuple[str, ...]] = {
         "disabled",
     ),
 }
+# Nothing changed in vmstate_virtio or virtio_save from 5.2 to 10.0 (docs/qemu-releases.md §1).
+ERAS["qemu-7.2"] = ERAS["qemu-10.0"] = ERAS["qemu-5.2"]
 
 
 def _per_queue(queue_max: int, *fields: Field) -> Array:
@@ -208,6 +228,48 @@ class Transport:
         return self.is_pci and self.vectors > 0
 
 
+# -- machine types ----------------------------------------------------------
+
+
+def _version(era: str) -> tuple[int, int]:
+    version = machines.release_version(era)
+    if version is None:
+        raise DescriptionError(f"virtio release {era!r} is not named after a QEMU version (qemu-X.Y)")
+    return version
+
+
+@dataclass(frozen=True)
+class MachineCompat:
+    """What a machine type's compatibility properties make of the reference device at a release."""
+
+    #: MSI-X vectors of virtio-net-pci: the size of its table and pending bits.
+    vectors: int
+    #: The features the device offers: a loaded state's features must be among them.
+    host_features: int
+
+
+def machine_compat(era: str, machine: str) -> MachineCompat:
+    """The reference virtio-net-pci of release ``era`` started with ``machine``.
+
+    Two properties reach its migration state (docs/qemu-releases.md §3-4):
+    ``hw_compat_5_2`` keeps the old default of 3 vectors (from 6.0 a device
+    gets 2 x queue pairs + 2, i.e. 4), which sizes the MSI-X table and pending
+    bits in the transport's part of the stream; and ``hw_compat_7_1`` turns off
+    ``queue_reset`` (VIRTIO_F_RING_RESET), offered from 7.2 on, which a
+    destination checks the loaded features against.
+    """
+    machine_version = machines.parse(machine).version
+    vectors = VECTORS_BEFORE_6_0 if machine_version <= (5, 2) else REFERENCE_VECTORS
+    features = REFERENCE_HOST_FEATURES
+    if _version(era) >= (7, 2) and machine_version >= (7, 2):
+        features |= RING_RESET
+    return MachineCompat(vectors, features)
+
+
+def _compat_of(release: Release) -> MachineCompat:
+    return machine_compat(release.name, release.machine or machines.own(release.name))
+
+
 def _transport_fields(transport: Transport) -> tuple[Field, ...]:
     if transport.is_pci:
         vectors = transport.vectors
@@ -262,7 +324,7 @@ def build_description(
     ``queue_max`` replaces the release's VIRTIO_QUEUE_MAX (see :func:`scaled_releases`).
     """
     if queue_max is None:
-        queue_max = VIRTIO_QUEUE_MAX if era >= "qemu-2.4" else VIRTIO_QUEUE_MAX_BEFORE_2_4
+        queue_max = _queue_max(era)
     fields = [
         *_transport_fields(transport),
         Field("status", U8),
@@ -335,11 +397,12 @@ class _Limits:
 # -- phase 1: the old-style visit function --------------------------------------
 
 
-def legacy_visit(era: str, queue_max: int | None = None) -> LegacyVisit:
+def legacy_visit(era: str, queue_max: int | None = None, machine: str = "") -> LegacyVisit:
     """The mechanical conversion of ``virtio_pci_save_config`` + ``virtio_save``
-    (and their loaders) for one era: one visit call per ``qemu_put_*``."""
-    description = build_description(era, queue_max=queue_max)
-    vectors = REFERENCE_VECTORS
+    (and their loaders) for one era under a machine type (empty: its own): one
+    visit call per ``qemu_put_*``."""
+    description = _description(era, queue_max, machine)
+    vectors = machine_compat(era, machine or machines.own(era)).vectors
     queues_type = description.fields[-2].type
     nested = description.fields[-1].type
     assert isinstance(queues_type, Array) and isinstance(nested, Description)
@@ -576,8 +639,9 @@ def strategy(release: Release) -> st.SearchStrategy[State]:
     queues_type = description.fields[-2].type
     assert isinstance(queues_type, Array)
     queue_max = queues_type.max_length or 0
-    queue = _queue_strategy(REFERENCE_VECTORS)
-    low_features = REFERENCE_HOST_FEATURES & 0xFFFFFFFF
+    compat = _compat_of(release)
+    queue = _queue_strategy(compat.vectors)
+    low_features = compat.host_features & 0xFFFFFFFF
     queues = st.one_of(
         st.lists(queue, max_size=min(queue_max, 8)),
         queue.map(lambda one: [one] * queue_max),  # the maximum queue count
@@ -585,21 +649,53 @@ def strategy(release: Release) -> st.SearchStrategy[State]:
     overrides: dict[str, st.SearchStrategy[Any]] = {
         "pci_version": st.just(2),
         "pci_irq_state": st.lists(st.integers(0, 1), min_size=4, max_size=4),
-        "config_vector": st.one_of(st.integers(0, REFERENCE_VECTORS - 1), st.just(VIRTIO_NO_VECTOR)),
+        "config_vector": st.one_of(st.integers(0, compat.vectors - 1), st.just(VIRTIO_NO_VECTOR)),
         "queue_sel": st.integers(0, queue_max - 1),
         "guest_features": st.integers(0, 0xFFFFFFFF).map(lambda value: value & low_features),
         "config_len": st.just(REFERENCE_CONFIG_SIZE),
         "queues": queues,
         "virtio/virtio/64bit_features/guest_features": st.integers(0, 2**64 - 1).map(
-            lambda value: value & REFERENCE_HOST_FEATURES
+            lambda value: value & compat.host_features
         ),
         "virtio/virtio/device_endian/device_endian": st.integers(0, 2),
     }
     return states(description, overrides)
 
 
-def _release(era: str, notes: str, queue_max: int | None = None) -> Release:
-    return Release(era, build_description(era, queue_max=queue_max), legacy_visit(era, queue_max), notes)
+def _description(era: str, queue_max: int | None, machine: str) -> Description:
+    compat = machine_compat(era, machine or machines.own(era))
+    return build_description(
+        era, Transport("pci", compat.vectors), host_features=compat.host_features, queue_max=queue_max
+    )
+
+
+def _release(era: str, notes: str, queue_max: int | None = None, machine: str = "") -> Release:
+    return Release(era, _description(era, queue_max, machine), legacy_visit(era, queue_max, machine), notes, machine)
+
+
+@cache
+def _under(era: str, machine: str, queue_max: int | None) -> Release:
+    notes = dict(_HISTORY)[era]
+    return _release(era, f"{notes}; under machine type {machine}", queue_max, machine)
+
+
+def under(release: Release, machine: str) -> Release:
+    """``release`` started with ``machine`` (:func:`machine_compat`), at the release's own queue limit."""
+    queues = release.description.fields[-2].type
+    assert isinstance(queues, Array)
+    queue_max = queues.max_length
+    return _under(release.name, machine, None if queue_max == _queue_max(release.name) else queue_max)
+
+
+def _queue_max(era: str) -> int:
+    return VIRTIO_QUEUE_MAX if _version(era) >= (2, 4) else VIRTIO_QUEUE_MAX_BEFORE_2_4
+
+
+def subsections_known(source: Release, destination: Release, pairing: str) -> Outcome:
+    """The policy: a destination loads a stream when it knows every subsection
+    the source's release can send (QEMU refuses an unknown subsection), whatever
+    their order as releases; the machine type is checked before this."""
+    return Outcome.OK if set(ERAS[source.name]) <= set(ERAS[destination.name]) else Outcome.REFUSED
 
 
 def _is_virtio_section(idstr: str) -> bool:
@@ -641,6 +737,9 @@ def fixed_states(release: Release) -> list[State]:
         queues=[{"num": 256, "desc": 0x100000 * (i + 1), "last_avail_idx": 7 * i, "vector": i} for i in range(3)],
     )
     full["virtio"] = {sub.name: _non_default(sub.description) for sub in nested.subsections}
+    if "virtio/64bit_features" in full["virtio"]:
+        # VERSION_1 and the low half: features every form of the device offers.
+        full["virtio"]["virtio/64bit_features"]["guest_features"] = (1 << 32) | full["guest_features"]
     return [minimal, full]
 
 
@@ -670,7 +769,9 @@ _HISTORY = (
     ("qemu-2.2", "adds virtio/device_endian"),
     ("qemu-2.4", "VIRTIO_QUEUE_MAX 1024; adds virtio/64bit_features and virtio/virtqueues"),
     ("qemu-2.7", "adds virtio/ringsize, virtio/broken, virtio/extra_state (virtio_pci/modern_state)"),
-    ("qemu-7.2", "adds virtio/started, virtio/packed_virtqueues, virtio/disabled; QEMU 7.2's layout"),
+    ("qemu-5.2", "adds virtio/started, virtio/packed_virtqueues, virtio/disabled (by 4.2); QEMU 5.2's layout"),
+    ("qemu-7.2", "QEMU 7.2's layout: 5.2's; offers queue_reset (RING_RESET) on its own machine types"),
+    ("qemu-10.0", "QEMU 10.0's layout: 7.2's (no subsection added or removed)"),
 )
 
 
@@ -700,4 +801,6 @@ DEVICE = Device(
     matches_section=_is_virtio_section,
     section_codec=_section_codec,
     fuzz_releases=lambda: scaled_releases(FUZZ_QUEUE_MAX),
+    policy=subsections_known,
+    machines=under,
 )

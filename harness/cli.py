@@ -157,7 +157,12 @@ def convert(source: str, target: str, to: str) -> None:
     "--real", is_flag=True, help="Run real migrations between the installed QEMU releases (migcompat qemu releases)."
 )
 @click.option("--config", "configs", multiple=True, help="With --real: only this machine config (repeatable).")
-@click.option("--machine", "machines", multiple=True, help="With --real: only this machine type (repeatable).")
+@click.option(
+    "--machine",
+    "machines",
+    multiple=True,
+    help="Only the cells run with this machine type (repeatable); a cell without one runs the source's own.",
+)
 @click.option(
     "--timeout",
     type=click.FloatRange(min=1.0, max=3600.0),
@@ -185,8 +190,11 @@ def matrix(
 ) -> None:
     """Run the compatibility matrix and write its reports.
 
-    Every device x source release x destination release x visitor pairing;
-    exit 0 when every cell matches its expectation, 1 when not. With
+    Every device x source release x destination release x machine type x
+    visitor pairing: each source release with its own machine type, which a
+    destination that does not know it refuses, and with every machine type of
+    QEMU 5.2, 7.2 and 10.0 both releases know; exit 0 when every cell matches
+    its expectation, 1 when not. With
     --qemu-dump, the devices are every section of the dumps (`qemu:<section>`),
     the releases the dumps, and a cell's expectation the static checker's
     verdict on the two dumps. With --real, real migrations between the
@@ -208,8 +216,8 @@ def matrix(
             _fail(f"{clash[0]} does not apply to --real")
         _real_matrix(sources, destinations, configs, machines, jobs, timeout, out_dir)
         return
-    if configs or machines:
-        _fail("--config and --machine apply to --real only")
+    if configs:
+        _fail("--config applies to --real only")
     from migcompat import report
     from migcompat.compat import cell
     from migcompat.compat import matrix as matrix_module
@@ -232,6 +240,7 @@ def matrix(
                 waivers=waivers,
                 shrink=not no_shrink,
                 mutants=not no_mutants,
+                machines=machines,
             )
             specs = matrix_module.cells_of(config)
         except MigcompatError as error:
@@ -483,22 +492,31 @@ _GOLDEN_DIRECTORY = "corpora/golden"
 @click.argument("source")
 @click.argument("destination")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable output.")
-def negotiate_releases(source: str, destination: str, as_json: bool) -> None:
+@click.option(
+    "--machine",
+    default="",
+    help="The machine type both run (default: each device release's own), e.g. pc-i440fx-5.2.",
+)
+def negotiate_releases(source: str, destination: str, as_json: bool, machine: str) -> None:
     """Agree on a wire format between two hypervisor releases and load every device.
 
     Prints the protocol (the first format in SOURCE's preference order that
     DESTINATION speaks) and, per device, the outcome of loading SOURCE's device
-    release at DESTINATION's. Exit 0 when every device does what it promises
-    (ok, or refused where the device release is newer), 1 when one does not or
-    the releases share no wire format, 2 for an unknown release.
+    release at DESTINATION's, both under --machine (a destination that does
+    not know the machine type refuses). Exit 0 when every device does what it
+    promises (ok, or refused where the device release is newer), 1 when one
+    does not or the releases share no wire format, 2 for an unknown release or
+    a machine type the source does not know.
     """
     from migcompat.compat import negotiate
-    from migcompat.devices import releases
+    from migcompat.devices import machines, releases
     from migcompat.outcomes import Outcome
 
     try:
         sender, receiver = releases.get(source), releases.get(destination)
-        agreement = negotiate.negotiate(sender, receiver)
+        if machine:
+            machines.parse(machine)
+        agreement = negotiate.negotiate(sender, receiver, machine=machine)
     except MigcompatError as error:
         _fail(str(error))
         return
@@ -511,6 +529,7 @@ def negotiate_releases(source: str, destination: str, as_json: bool) -> None:
                 "devices": dict(receiver.devices),
             },
             "protocol": agreement.protocol,
+            "machine": machine,
             "worst": agreement.worst.value,
             "compatible": agreement.compatible,
             "devices": [
@@ -535,7 +554,8 @@ def negotiate_releases(source: str, destination: str, as_json: bool) -> None:
         if agreement.protocol is None:
             click.echo(f"{sender.name} -> {receiver.name}: no common wire format ({speaks})")
         else:
-            click.echo(f"{sender.name} -> {receiver.name}: protocol {agreement.protocol} ({speaks})")
+            under = f", machine type {machine}" if machine else ""
+            click.echo(f"{sender.name} -> {receiver.name}: protocol {agreement.protocol}{under} ({speaks})")
         width = max((len(device.device) for device in agreement.devices), default=0)
         for device in agreement.devices:
             releases_shown = f"{device.source} -> {device.destination or '(none)'}"
@@ -669,12 +689,19 @@ def schema(spec: str | None, every: bool, out_dir: str | None) -> None:
     show_default=True,
     help="Count only findings that break this wire format.",
 )
-def diff(old: str, new: str, fmt: str, direction: str, wire: str) -> None:
+@click.option(
+    "--machine",
+    default="",
+    help="Resolve release names under this machine type, as a migration runs both sides (e.g. pc-i440fx-5.2).",
+)
+def diff(old: str, new: str, fmt: str, direction: str, wire: str, machine: str) -> None:
     """Compare two schema dumps and report every incompatibility, with its rule and where it is.
 
     OLD and NEW are schema files -- migcompat's (from `migcompat schema`, one
     device or a whole hypervisor release) or QEMU's `-dump-vmstate` JSON -- or
-    names: DEVICE@RELEASE, or a hypervisor release. Exit 0 when compatible, 1
+    names: DEVICE@RELEASE[@MACHINE], or a hypervisor release, each under its
+    own machine type unless --machine names the one both run (a migration
+    between two releases runs the source's). Exit 0 when compatible, 1
     when a finding breaks the wire (WIRE, WIRE_LEGACY, WIRE_BER levels; ADVISORY
     never does), 2 for unreadable input.
     """
@@ -686,7 +713,7 @@ def diff(old: str, new: str, fmt: str, direction: str, wire: str) -> None:
     directions = schema_diff.DIRECTIONS if direction == "both" else (direction,)
     wires = WIRES if wire == "all" else (wire,)
     try:
-        before, after = schema_input.load_pair(old, new)
+        before, after = schema_input.load_pair(old, new, machine)
     except MigcompatError as error:
         _fail(str(error))
         return

@@ -198,7 +198,7 @@ def test_static_findings_about_members_the_stream_did_not_carry_are_set_aside() 
     ("args", "message"),
     [
         (["--real", "--device", "slirp"], "--device does not apply to --real"),
-        (["--config", "pc-e1000e"], "--config and --machine apply to --real only"),
+        (["--config", "pc-e1000e"], "--config applies to --real only"),
         (["--real", "--source", "9.9"], "unknown QEMU release '9.9'"),
         (["--real", "--config", "pc-nope", "--source", "7.2"], "unknown machine config 'pc-nope'"),
     ],

@@ -243,7 +243,8 @@ class _Page(HTMLParser):
         self.tags.append((tag, attributes))
         classes = attributes.get("class", "").split()
         if tag == "table" and "grid" in classes and "data-device" in attributes:
-            self.current = attributes["data-device"]
+            machine = attributes.get("data-machine")
+            self.current = attributes["data-device"] + (f"@{machine}" if machine else "")
             self.grids[self.current] = {"cells": [], "marks": [], "summaries": []}
         elif self.current and tag == "td" and "cell" in classes:
             self.grids[self.current]["cells"].append(attributes)

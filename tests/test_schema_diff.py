@@ -347,8 +347,16 @@ def test_whole_release_dumps_report_removed_and_added_sections(tmp_path: Path) -
 
 
 def test_release_names_work_in_place_of_files() -> None:
-    code, out, _ = run_cli("diff", "hv-2014", "hv-2022")
+    # A migration runs the source's machine type on both sides: then hv-2022 reads hv-2014.
+    code, out, _ = run_cli("diff", "hv-2014", "hv-2022", "--machine", "pc-i440fx-2.1")
     assert code == EXIT_OK and "SUBSECTION_ADDED" in out
+    # On its own machine type hv-2022's virtio-net has 4 MSI-X vectors where hv-2014's has 3.
+    code, out, _ = run_cli("diff", "hv-2014", "hv-2022")
+    assert code == EXIT_INCOMPATIBLE and "BUFFER_SIZE_CHANGED" in out and "msix_table" in out
+    code, out, _ = run_cli("diff", "virtio@qemu-10.0@pc-i440fx-5.2", "virtio@qemu-5.2", "--format", "json")
+    assert code == EXIT_OK, out
+    code, _, err = run_cli("diff", "hv-2022", "hv-2014", "--machine", "pc-i440fx-10.0")
+    assert code == EXIT_USAGE and "does not know machine type pc-i440fx-10.0" in err
     code, out, _ = run_cli("diff", "hv-2022", "hv-2014")
     assert code == EXIT_INCOMPATIBLE and "VERSION_TOO_NEW" in out and "SUBSECTION_REMOVED" in out
 

@@ -104,10 +104,28 @@ def static_report(source: Description, destination: Description) -> Report:
     return compare(layout(source), layout(destination))
 
 
+#: The verdict on a cell whose destination cannot run the machine type: the
+#: static checker reads the destination's machine types as it reads its layouts.
+MACHINE_RULE = "MACHINE_TYPE_UNKNOWN"
+
+
 @cache
-def release_report(device: str, source: str, destination: str) -> Report:
+def release_report(device: str, source: str, destination: str, machine: str = "") -> Report:
+    """The static checker on two releases of a device, both under ``machine`` (empty: the source's own)."""
     found = devices.get(device)
-    return static_report(found.release(source).description, found.release(destination).description)
+    there = found.release(destination)
+    machine = found.machine_of(found.release(source), machine)
+    return static_report(found.at(found.release(source), machine).description, found.at(there, machine).description)
+
+
+def _cell_verdict(cell: Cell) -> tuple[str, list[str]]:
+    found = devices.get(cell.device)
+    machine = found.machine_of(found.release(cell.source), cell.machine)
+    if not found.knows_machine(found.release(cell.destination), machine):
+        return INCOMPATIBLE, [MACHINE_RULE]
+    return _verdict(
+        release_report(cell.device, cell.source, cell.destination, cell.machine), pairing_wire(cell.pairing)
+    )
 
 
 def _verdict(report: Report, wire: str) -> tuple[str, list[str]]:
@@ -131,7 +149,7 @@ def cell_rows(cells: Sequence[Cell]) -> list[Agreement]:
     rows = []
     for cell in cells:
         wire = pairing_wire(cell.pairing)
-        static, rules = _verdict(release_report(cell.device, cell.source, cell.destination), wire)
+        static, rules = _cell_verdict(cell)
         agrees, reason = _judge(static, rules, cell.outcome.value, cell.detail.message, wire)
         rows.append(
             Agreement(
@@ -145,6 +163,7 @@ def cell_rows(cells: Sequence[Cell]) -> list[Agreement]:
                 dynamic=cell.outcome.value,
                 agrees=agrees,
                 reason=reason,
+                machine=cell.machine,
             )
         )
     return rows

@@ -35,7 +35,7 @@ from hypothesis.errors import HypothesisWarning, NoSuchExample, Unsatisfiable
 
 from migcompat import devices
 from migcompat.compat.classify import ExampleResult, StreamChanged, classify
-from migcompat.compat.results import Cell, Detail
+from migcompat.compat.results import Cell, Detail, cell_key
 from migcompat.devices.base import Device, ExpectedState, Release
 from migcompat.model import vmstate
 from migcompat.model.projection import project
@@ -72,6 +72,9 @@ class MatrixConfig:
     shrink: bool = True
     #: Also run the mutation matrix (:mod:`migcompat.compat.mutants`) on the selected devices.
     mutants: bool = True
+    #: Only the cells run with these machine types (a cell without one runs
+    #: the source's own); empty: every machine type.
+    machines: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -80,10 +83,39 @@ class CellSpec:
     source: str
     destination: str
     pairing: str
+    #: The machine type both sides run; empty: the source release's own.
+    machine: str = ""
 
     @property
     def key(self) -> str:
-        return f"{self.device}/{self.source}->{self.destination}/{self.pairing}"
+        return cell_key(self.device, self.source, self.destination, self.pairing, self.machine)
+
+
+@dataclass(frozen=True)
+class ResolvedCell:
+    """A cell's two releases as they run under its machine type."""
+
+    device: Device
+    source: Release
+    destination: Release
+    #: The machine type both sides run (empty for a device without machine types).
+    machine: str
+    #: Why the destination cannot run at all (it does not know the machine type); empty when it can.
+    refusal: str = ""
+
+
+def resolve(spec: CellSpec) -> ResolvedCell:
+    """The releases of a cell under its machine type."""
+    device = devices.get(spec.device)
+    source, destination = device.release(spec.source), device.release(spec.destination)
+    machine = device.machine_of(source, spec.machine)
+    if not device.knows_machine(destination, machine):
+        refusal = (
+            f"{device.name} {destination.name} does not know machine type {machine}: the destination "
+            f"cannot be started with the source's machine type (QEMU: unsupported machine type)"
+        )
+        return ResolvedCell(device, device.at(source, machine), destination, machine, refusal)
+    return ResolvedCell(device, device.at(source, machine), device.at(destination, machine), machine)
 
 
 # -- one example ------------------------------------------------------------
@@ -140,11 +172,13 @@ def _convert(encoded: Any, path: tuple[str, ...], description: Description) -> A
 
 
 @cache
-def states_for(device_name: str, release_name: str, examples: int, seed_value: int) -> tuple[State, ...]:
+def states_for(
+    device_name: str, release_name: str, examples: int, seed_value: int, machine: str = ""
+) -> tuple[State, ...]:
     """The release's fixed edge states, then ``examples`` drawn ones -- the same
-    ones for a given seed."""
+    ones for a given seed -- as the release saves them under ``machine``."""
     device = devices.get(device_name)
-    release = device.release(release_name)
+    release = device.at(device.release(release_name), machine)
     drawn: list[State] = []
 
     @settings(
@@ -166,8 +200,8 @@ def states_for(device_name: str, release_name: str, examples: int, seed_value: i
     return (*device.fixed_states(release), *drawn)
 
 
-def _shrink(device: Device, spec: CellSpec, outcome: Outcome, seed_value: int) -> State | None:
-    source, destination = device.release(spec.source), device.release(spec.destination)
+def _shrink(cell: ResolvedCell, spec: CellSpec, outcome: Outcome, seed_value: int) -> State | None:
+    device, source, destination = cell.device, cell.source, cell.destination
 
     def shows(state: State) -> bool:
         return run_example(source, destination, spec.pairing, state, device.expected_state).outcome is outcome
@@ -197,17 +231,23 @@ def _alarm(signum: int, frame: object) -> None:
 
 
 def replay_command(spec: CellSpec, examples: int, seed_value: int) -> str:
+    machine = f" --machine {spec.machine}" if spec.machine else ""
     return (
-        f"migcompat matrix --device {spec.device} --source {spec.source} --destination {spec.destination} "
-        f"--pairing '{spec.pairing}' --examples {examples} --seed {seed_value}"
+        f"migcompat matrix --device {spec.device} --source {spec.source} --destination {spec.destination}"
+        f"{machine} --pairing '{spec.pairing}' --examples {examples} --seed {seed_value}"
     )
 
 
 def run_cell(spec: CellSpec, examples: int, seed_value: int, waived: bool, shrink: bool) -> Cell:
-    device = devices.get(spec.device)
-    source, destination = device.release(spec.source), device.release(spec.destination)
-    expected = device.expectation(source, destination, spec.pairing)
+    resolved = resolve(spec)
+    device, source, destination = resolved.device, resolved.source, resolved.destination
+    expected = device.expectation_at(
+        device.release(spec.source), device.release(spec.destination), spec.machine, spec.pairing
+    )
     started = time.perf_counter()
+    if resolved.refusal:
+        detail = Detail(message=resolved.refusal, replay=replay_command(spec, examples, seed_value))
+        return _cell(spec, Outcome.REFUSED, expected, detail, [], waived, started)
     results: list[ExampleResult] = []
     first_of: dict[Outcome, tuple[int, ExampleResult]] = {}
     use_alarm = hasattr(signal, "SIGALRM")
@@ -215,7 +255,7 @@ def run_cell(spec: CellSpec, examples: int, seed_value: int, waived: bool, shrin
     if use_alarm:
         signal.alarm(CELL_TIMEOUT_SECONDS)
     try:
-        for index, state in enumerate(states_for(spec.device, spec.source, examples, seed_value)):
+        for index, state in enumerate(states_for(spec.device, spec.source, examples, seed_value, spec.machine)):
             result = run_example(source, destination, spec.pairing, state, device.expected_state)
             results.append(result)
             first_of.setdefault(result.outcome, (index, result))
@@ -236,14 +276,27 @@ def run_cell(spec: CellSpec, examples: int, seed_value: int, waived: bool, shrin
         replay=replay_command(spec, examples, seed_value),
     )
     if outcome is not expected or outcome in (Outcome.CORRUPT, Outcome.CRASH):
-        states = states_for(spec.device, spec.source, examples, seed_value)
-        example = _shrink(device, spec, outcome, seed_value) if shrink and outcome is not Outcome.CRASH else None
+        states = states_for(spec.device, spec.source, examples, seed_value, spec.machine)
+        example = _shrink(resolved, spec, outcome, seed_value) if shrink and outcome is not Outcome.CRASH else None
         detail.example = jsonable(example if example is not None else states[index] if states else None)
+    return _cell(spec, outcome, expected, detail, results, waived, started)
+
+
+def _cell(
+    spec: CellSpec,
+    outcome: Outcome,
+    expected: Outcome,
+    detail: Detail,
+    results: list[ExampleResult],
+    waived: bool,
+    started: float,
+) -> Cell:
     return Cell(
         device=spec.device,
         source=spec.source,
         destination=spec.destination,
         pairing=spec.pairing,
+        machine=spec.machine,
         outcome=outcome,
         expected=expected,
         detail=detail,

@@ -25,6 +25,8 @@ from migcompat import devices
 from migcompat.compat import agreement, mutants, negotiate
 from migcompat.compat.cell import PAIRING_PATHS, CellSpec, MatrixConfig, run_cell_packed
 from migcompat.compat.results import Cell, MatrixResults
+from migcompat.devices import machines
+from migcompat.devices.base import Device
 from migcompat.errors import UsageError
 
 # -- the whole matrix ---------------------------------------------------------
@@ -40,6 +42,7 @@ def cells_of(config: MatrixConfig) -> list[CellSpec]:
     for pairing in config.pairings:
         if pairing not in PAIRING_PATHS:
             raise UsageError(f"unknown pairing {pairing!r} (known: {', '.join(PAIRING_PATHS)})")
+    check_machines(config.machines)
     specs: list[CellSpec] = []
     for name in names:
         releases = [release.name for release in registry[name].releases]
@@ -52,10 +55,39 @@ def cells_of(config: MatrixConfig) -> list[CellSpec]:
             for destination in releases:
                 if config.destinations and destination not in config.destinations:
                     continue
-                specs.extend(CellSpec(name, source, destination, pairing) for pairing in config.pairings)
+                for machine in machines_of(registry[name], source, destination, config.machines):
+                    specs.extend(CellSpec(name, source, destination, pairing, machine) for pairing in config.pairings)
     if not specs:
         raise UsageError("the selection matches no cell")
     return specs
+
+
+def machines_of(device: Device, source: str, destination: str, wanted: tuple[str, ...] = ()) -> list[str]:
+    """The machine types a (source, destination) row runs, as cell machine fields.
+
+    Always the source's own (``""``), which the destination refuses when it is
+    newer than the destination; then every machine type of
+    :data:`~migcompat.devices.machines.AXIS` both releases know, other than the
+    source's own. ``wanted`` keeps the cells whose machine type it names; a
+    device whose state does not depend on the machine type keeps all its cells.
+    """
+    if device.machines is None:
+        return [""]
+    own = machines.own(source)
+    shared = [m for m in machines.AXIS if m != own and machines.knows(source, m) and machines.knows(destination, m)]
+    return [machine for machine in ("", *shared) if not wanted or (machine or own) in wanted]
+
+
+def check_machines(wanted: tuple[str, ...]) -> None:
+    """A :class:`UsageError` for a machine type no cell of the model can run."""
+    registry = devices.registry()
+    known = dict.fromkeys(machines.AXIS)
+    for device in registry.values():
+        if device.machines is not None:
+            known.update(dict.fromkeys(machines.own(release.name) for release in device.releases))
+    for machine in wanted:
+        if machine not in known:
+            raise UsageError(f"no cell runs machine type {machine!r} (known: {', '.join(sorted(known))})")
 
 
 def run_cells(config: MatrixConfig, progress: Callable[[Cell], None] | None = None) -> list[Cell]:

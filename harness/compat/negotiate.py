@@ -26,9 +26,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from migcompat.compat.cell import CellSpec, MatrixConfig, run_example
+from migcompat.compat.cell import CellSpec, MatrixConfig, resolve, run_example
 from migcompat.compat.results import Cell, ReleaseRow
-from migcompat.devices import releases
+from migcompat.devices import machines, releases
 from migcompat.devices.base import Device, Release
 from migcompat.devices.releases import HypervisorRelease, device_releases
 from migcompat.errors import DescriptionError
@@ -60,6 +60,8 @@ class Agreement:
     #: The agreed wire format; None when the two releases speak no common one.
     protocol: str | None
     devices: tuple[DeviceOutcome, ...]
+    #: The machine type both run; empty: each device release's own.
+    machine: str = ""
 
     @property
     def worst(self) -> Outcome:
@@ -78,12 +80,20 @@ def common_protocol(source: HypervisorRelease, destination: HypervisorRelease) -
     return next((fmt for fmt in source.formats if fmt in destination.formats), None)
 
 
-def device_outcome(device: Device, source: Release, destination: Release, protocol: str) -> DeviceOutcome:
-    """The worst outcome of the device's fixed states saved at ``source`` and loaded at ``destination``."""
-    states = device.fixed_states(source)
+def device_outcome(
+    device: Device, source: Release, destination: Release, protocol: str, machine: str = ""
+) -> DeviceOutcome:
+    """The worst outcome of the device's fixed states saved at ``source`` and
+    loaded at ``destination``, both under ``machine`` (empty: the source's own)."""
+    spec = CellSpec(device.name, source.name, destination.name, protocol, cell_machine(device, source, machine))
+    cell = resolve(spec)
+    expected = device.expectation_at(source, destination, spec.machine, protocol)
+    if cell.refusal:
+        return DeviceOutcome(device.name, source.name, destination.name, Outcome.REFUSED, expected, cell.refusal)
+    states = device.fixed_states(cell.source)
     if not states:
         raise DescriptionError(f"device {device.name} has no fixed states at {source.name}: negotiation needs some")
-    results = [run_example(source, destination, protocol, state, device.expected_state) for state in states]
+    results = [run_example(cell.source, cell.destination, protocol, state, device.expected_state) for state in states]
     outcome = worst([result.outcome for result in results])
     shown = next(result for result in results if result.outcome is outcome)
     return DeviceOutcome(
@@ -91,23 +101,36 @@ def device_outcome(device: Device, source: Release, destination: Release, protoc
         source=source.name,
         destination=destination.name,
         outcome=outcome,
-        expected=device.expectation(source, destination, protocol),
+        expected=expected,
         message=shown.message,
         path=shown.path,
     )
 
 
+def cell_machine(device: Device, source: Release, machine: str) -> str:
+    """The machine field of the matrix cell a release row runs for a device:
+    empty for the source's own machine type and for a device without machine types."""
+    if device.machines is None or not machine or machine == machines.own(source.name):
+        return ""
+    return machine
+
+
 def negotiate(
-    source: HypervisorRelease, destination: HypervisorRelease, known: Iterable[Cell] = (), only: Iterable[str] = ()
+    source: HypervisorRelease,
+    destination: HypervisorRelease,
+    known: Iterable[Cell] = (),
+    only: Iterable[str] = (),
+    machine: str = "",
 ) -> Agreement:
     """Agree on a protocol and load every device the source ships at the destination.
 
     ``known`` are matrix cells to reuse instead of running the fixed states again;
-    ``only`` restricts the devices (all the source ships when empty).
+    ``only`` restricts the devices (all the source ships when empty); ``machine``
+    is the machine type both run (empty: each device release's own).
     """
     protocol = common_protocol(source, destination)
     if protocol is None:
-        return Agreement(source.name, destination.name, None, ())
+        return Agreement(source.name, destination.name, None, (), machine)
     wanted = set(only)
     cells = {cell.key: cell for cell in known}
     there = device_releases(destination)
@@ -120,40 +143,77 @@ def negotiate(
             outcomes.append(DeviceOutcome(name, sent.name, None, Outcome.REFUSED, Outcome.REFUSED, message))
             continue
         loaded = there[name][1]
-        cell = cells.get(CellSpec(name, sent.name, loaded.name, protocol).key)
+        cell = cells.get(CellSpec(name, sent.name, loaded.name, protocol, cell_machine(device, sent, machine)).key)
         if cell is None:
-            outcomes.append(device_outcome(device, sent, loaded, protocol))
+            outcomes.append(device_outcome(device, sent, loaded, protocol, machine))
         else:
             outcomes.append(
                 DeviceOutcome(
                     name, sent.name, loaded.name, cell.outcome, cell.expected, cell.detail.message, cell.detail.path
                 )
             )
-    return Agreement(source.name, destination.name, protocol, tuple(outcomes))
+    return Agreement(source.name, destination.name, protocol, tuple(outcomes), machine)
+
+
+def shared_machines(source: HypervisorRelease, destination: HypervisorRelease, only: Iterable[str] = ()) -> list[str]:
+    """The machine types of :data:`~migcompat.devices.machines.AXIS` a release row
+    runs besides the source's own: those every device release of both that
+    depends on the machine type knows (of the devices in ``only``, when given),
+    other than the source's own."""
+    wanted = set(only)
+
+    def typed(hv: HypervisorRelease) -> list[Release]:
+        return [
+            release
+            for device, release in device_releases(hv).values()
+            if device.machines is not None and (not wanted or device.name in wanted)
+        ]
+
+    sent, loaded = typed(source), typed(destination)
+    own = {machines.own(release.name) for release in sent}
+    return [
+        machine
+        for machine in machines.AXIS
+        if sent and machine not in own and all(machines.knows(release.name, machine) for release in sent + loaded)
+    ]
 
 
 def release_rows(config: MatrixConfig, cells: Iterable[Cell]) -> list[ReleaseRow]:
-    """One row per (source, destination) pair of :data:`~migcompat.devices.releases.RELEASES`.
+    """One row per (source, destination) pair of :data:`~migcompat.devices.releases.RELEASES`,
+    and one per machine type they share besides the source's own (:func:`shared_machines`).
 
     The run's device selection (``config.devices``) restricts the rows' devices;
     ``cells`` are the run's cells, reused where they cover a row's (device,
-    releases, protocol).
+    releases, protocol, machine type).
     """
     known = list(cells)
     rows: list[ReleaseRow] = []
     for source in releases.RELEASES:
         for destination in releases.RELEASES:
-            agreement = negotiate(source, destination, known, config.devices)
-            rows.append(
-                ReleaseRow(
-                    source=agreement.source,
-                    destination=agreement.destination,
-                    protocol=agreement.protocol,
-                    worst=agreement.worst,
-                    devices={device.device: device.outcome.value for device in agreement.devices},
+            for machine in ("", *shared_machines(source, destination, config.devices)):
+                if config.machines and machine and machine not in config.machines:
+                    continue
+                agreement = negotiate(source, destination, known, config.devices, machine)
+                rows.append(
+                    ReleaseRow(
+                        source=agreement.source,
+                        destination=agreement.destination,
+                        protocol=agreement.protocol,
+                        worst=agreement.worst,
+                        devices={device.device: device.outcome.value for device in agreement.devices},
+                        machine=machine,
+                    )
                 )
-            )
     return rows
 
 
-__all__ = ["Agreement", "DeviceOutcome", "common_protocol", "device_outcome", "negotiate", "release_rows"]
+__all__ = [
+    "Agreement",
+    "DeviceOutcome",
+    "cell_machine",
+    "common_protocol",
+    "device_outcome",
+    "negotiate",
+    "release_rows",
+    "shared_machines",
+]

@@ -17,6 +17,13 @@ from migcompat.outcomes import MutantOutcome, Outcome
 FORMAT_VERSION = 1
 
 
+def cell_key(device: str, source: str, destination: str, pairing: str, machine: str = "") -> str:
+    """``virtio/qemu-10.0->qemu-7.2/ber``, with ``@pc-i440fx-7.2`` after the
+    destination when the cell runs a machine type other than the source's own."""
+    at = f"@{machine}" if machine else ""
+    return f"{device}/{source}->{destination}{at}/{pairing}"
+
+
 @dataclass
 class Detail:
     """Why a cell has its outcome: the first example that showed it."""
@@ -45,10 +52,12 @@ class Cell:
     counts: dict[str, int] = field(default_factory=dict)
     waived: bool = False
     seconds: float = 0.0
+    #: The machine type both sides ran, when not the source release's own.
+    machine: str = ""
 
     @property
     def key(self) -> str:
-        return f"{self.device}/{self.source}->{self.destination}/{self.pairing}"
+        return cell_key(self.device, self.source, self.destination, self.pairing, self.machine)
 
     @property
     def matches(self) -> bool:
@@ -103,11 +112,13 @@ class Agreement:
     mutant_class: str = ""
     #: Mutants: "mutant->real" or "real->mutant".
     direction: str = ""
+    #: Cells: the machine type both sides ran, when not the source's own.
+    machine: str = ""
 
     @property
     def key(self) -> str:
         if self.kind == "cell":
-            return f"{self.device}/{self.source}->{self.destination}/{self.format}"
+            return cell_key(self.device, self.source, self.destination, self.format, self.machine)
         return f"{self.device}/{self.source}/{self.mutant}/{self.direction}/{self.format}"
 
     @property
@@ -125,6 +136,8 @@ class ReleaseRow:
     protocol: str | None
     worst: Outcome
     devices: dict[str, str] = field(default_factory=dict)
+    #: The machine type both ran; empty: each device release's own.
+    machine: str = ""
 
 
 @dataclass
@@ -173,6 +186,7 @@ class MatrixResults:
                     "source": cell.source,
                     "destination": cell.destination,
                     "pairing": cell.pairing,
+                    "machine": cell.machine,
                     "outcome": cell.outcome.value,
                     "expected": cell.expected.value,
                     "waived": cell.waived,
@@ -210,6 +224,7 @@ class MatrixResults:
                     "protocol": row.protocol,
                     "worst": row.worst.value,
                     "devices": row.devices,
+                    "machine": row.machine,
                 }
                 for row in self.releases
             ],
@@ -232,6 +247,7 @@ class MatrixResults:
                     source=item["source"],
                     destination=item["destination"],
                     pairing=item["pairing"],
+                    machine=item.get("machine", ""),
                     outcome=Outcome(item["outcome"]),
                     expected=Outcome(item["expected"]),
                     detail=Detail(**item.get("detail", {})),
@@ -262,6 +278,7 @@ class MatrixResults:
                     protocol=item["protocol"],
                     worst=Outcome(item["worst"]),
                     devices=dict(item.get("devices", {})),
+                    machine=item.get("machine", ""),
                 )
             )
         for item in document.get("agreement", {}).get("rows", []):

@@ -7,7 +7,8 @@ the tests show they are; a fuzzer shows it for every input: each path loads the
 input or rejects it with a :class:`~migcompat.errors.DecodeError`, all paths agree
 on which, and what loads saves and loads back to itself.
 
-Strategy: the first two input bytes choose the destination (device, release) and
+Strategy: the first two input bytes choose the destination (device, release
+under a machine type) and
 the stream version (every version any release of the device writes, plus one
 below and one above, which must be refused); the rest is the wire bytes.
 :func:`load_everywhere` runs the paths and raises :class:`PathsDisagree` -- a
@@ -43,13 +44,19 @@ class Destination:
 
     @property
     def label(self) -> str:
-        return f"{self.device.name}/{self.release.name} at stream version {self.version}"
+        return f"{self.device.name}/{self.release.label} at stream version {self.version}"
 
 
 @cache
 def destinations() -> tuple[tuple[Device, Release], ...]:
-    """Every (device, release) of the registry, in registry order."""
-    return tuple((device, release) for device in registry().values() for release in device.releases)
+    """Every (device, release) of the registry, in registry order, each release
+    under its own machine type and the others it knows (``Device.forms``)."""
+    return tuple(
+        (device, form)
+        for device in registry().values()
+        for release in device.releases
+        for form in device.forms(release)
+    )
 
 
 @cache
@@ -67,9 +74,10 @@ def select(data: bytes) -> tuple[Destination, bytes]:
     return Destination(device, release, version), data[2:]
 
 
-def selector(device_name: str, release_name: str, version: int) -> bytes:
-    """The two bytes :func:`select` reads as this destination (for seeds)."""
-    index = [(d.name, r.name) for d, r in destinations()].index((device_name, release_name))
+def selector(device_name: str, release_label: str, version: int) -> bytes:
+    """The two bytes :func:`select` reads as this destination (a release's
+    label: ``qemu-10.0@pc-i440fx-5.2`` under another machine type) (for seeds)."""
+    index = [(d.name, r.label) for d, r in destinations()].index((device_name, release_label))
     device = destinations()[index][0]
     return bytes((index, versions(device).index(version)))
 

@@ -23,11 +23,14 @@ import json
 import random
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from migcompat.fuzzing.targets import TARGETS, ber_input_description
 from migcompat.model import vmstate
 from migcompat.qemu import stream
+
+if TYPE_CHECKING:
+    from migcompat.devices.base import Device, Release
 from migcompat.wire import PAIRINGS
 from migcompat.wire.ber import CONSTRUCTED, encode_length
 
@@ -164,6 +167,16 @@ def _device_states() -> Iterator[tuple[str, str, str, Mapping[str, Any]]]:
                 yield device.name, release.name, f"fixed{index}", state
 
 
+def _newest_with_machine_of(device: Device, release: Release) -> str:
+    """The label of the newest release's form that runs ``release``'s machine
+    type, where a migration from it lands; empty when that is not a form."""
+    wanted = device.machine_of(release)
+    for form in device.forms(device.newest):
+        if device.machine_of(form, form.machine) == wanted:
+            return form.label
+    return ""
+
+
 def _device_seeds(fmt: str, max_len: int) -> dict[str, bytes]:
     from migcompat import devices
     from migcompat.fuzzing.device_loads import selector
@@ -173,7 +186,7 @@ def _device_seeds(fmt: str, max_len: int) -> dict[str, bytes]:
         device = devices.get(device_name)
         release = device.release(release_name)
         data = _encode(fmt, release.description, state)
-        for destination in {release.name, device.newest.name}:
+        for destination in {release.label, _newest_with_machine_of(device, release)} - {""}:
             prefix = selector(device_name, destination, release.version_id)
             name = f"{device_name}-{release_name}-{label}-at-{destination}.{fmt}"
             if len(prefix) + len(data) <= max_len:

@@ -62,10 +62,21 @@ class Grid:
     #: Pairing names in the order the marks of a grid cell are drawn.
     pairings: list[str]
     cells: dict[tuple[str, str], list[Cell]] = field(default_factory=dict)
+    #: The machine type every cell of the grid ran; empty: each source release's own.
+    machine: str = ""
 
     def at(self, source: str, destination: str) -> list[Cell]:
         """The cells of one (source, destination), in pairing order."""
         return self.cells.get((source, destination), [])
+
+    @property
+    def title(self) -> str:
+        return machine_title(self.device, self.machine)
+
+    @property
+    def anchor(self) -> str:
+        """A name unique among the grids of a report: ``virtio`` or ``virtio@pc-i440fx-5.2``."""
+        return f"{self.device}@{self.machine}" if self.machine else self.device
 
     @property
     def all_cells(self) -> list[Cell]:
@@ -77,16 +88,24 @@ class Grid:
         ]
 
 
+def machine_title(name: str, machine: str) -> str:
+    """A grid's heading: the device (or table) name, and the machine type when its cells share one."""
+    return f"{name} under machine type {machine}" if machine else name
+
+
 def grids(results: MatrixResults) -> list[Grid]:
-    """One grid per device, releases and pairings in the order the matrix ran them."""
+    """One grid per device and machine type (the sources' own first), releases
+    and pairings in the order the matrix ran them."""
     made: list[Grid] = []
-    for device in results.devices():
-        cells = [cell for cell in results.cells if cell.device == device]
+    groups = dict.fromkeys((cell.device, cell.machine) for cell in results.cells)
+    for device, machine in sorted(groups, key=lambda group: (results.devices().index(group[0]), group[1] != "")):
+        cells = [cell for cell in results.cells if cell.device == device and cell.machine == machine]
         grid = Grid(
             device=device,
             sources=list(dict.fromkeys(cell.source for cell in cells)),
             destinations=list(dict.fromkeys(cell.destination for cell in cells)),
             pairings=list(dict.fromkeys(cell.pairing for cell in cells)),
+            machine=machine,
         )
         order = {pairing: index for index, pairing in enumerate(grid.pairings)}
         for cell in sorted(cells, key=lambda cell: order[cell.pairing]):
@@ -188,23 +207,38 @@ class ReleaseGrid:
     sources: list[str]
     destinations: list[str]
     rows: dict[tuple[str, str], ReleaseRow]
+    #: The machine type of every row; empty: each source's own.
+    machine: str = ""
 
     def at(self, source: str, destination: str) -> ReleaseRow | None:
         return self.rows.get((source, destination))
 
+    @property
+    def title(self) -> str:
+        return machine_title("Releases", self.machine)
 
-def release_grid(results: MatrixResults) -> ReleaseGrid:
-    return ReleaseGrid(
-        sources=list(dict.fromkeys(row.source for row in results.releases)),
-        destinations=list(dict.fromkeys(row.destination for row in results.releases)),
-        rows={(row.source, row.destination): row for row in results.releases},
-    )
+
+def release_grids(results: MatrixResults) -> list[ReleaseGrid]:
+    """One grid per machine type the release rows ran, the sources' own first;
+    a machine type's grid lists the releases that run it."""
+    made = []
+    for machine in dict.fromkeys(row.machine for row in results.releases):
+        rows = [row for row in results.releases if row.machine == machine]
+        made.append(
+            ReleaseGrid(
+                sources=list(dict.fromkeys(row.source for row in rows)),
+                destinations=list(dict.fromkeys(row.destination for row in rows)),
+                rows={(row.source, row.destination): row for row in rows},
+                machine=machine,
+            )
+        )
+    return made
 
 
 def release_text(row: ReleaseRow) -> str:
     """A release pair's negotiation, with each device's verdict, as lines."""
     lines = [
-        f"{row.source} -> {row.destination}",
+        f"{row.source} -> {row.destination}" + (f" under machine type {row.machine}" if row.machine else ""),
         f"protocol: {row.protocol or 'none in common'}",
         f"worst outcome: {row.worst.value}",
     ]
@@ -251,17 +285,22 @@ class StaticGrid:
     sources: list[str]
     destinations: list[str]
     rows: dict[tuple[str, str], list[Agreement]] = field(default_factory=dict)
+    machine: str = ""
 
     def at(self, source: str, destination: str) -> list[Agreement]:
         return self.rows.get((source, destination), [])
 
+    @property
+    def title(self) -> str:
+        return machine_title(self.device, self.machine)
+
 
 def static_grids(results: MatrixResults) -> list[StaticGrid]:
     made: dict[str, StaticGrid] = {}
-    for row in results.agreement:
+    for row in sorted(results.agreement, key=lambda row: row.machine != ""):
         if row.kind != "cell":
             continue
-        grid = made.setdefault(row.device, StaticGrid(row.device, [], []))
+        grid = made.setdefault(f"{row.device}@{row.machine}", StaticGrid(row.device, [], [], machine=row.machine))
         if row.source not in grid.sources:
             grid.sources.append(row.source)
         if row.destination not in grid.destinations:

@@ -38,7 +38,7 @@ from migcompat.report._views import (
     headline,
     mutant_agreement,
     mutant_rows,
-    release_grid,
+    release_grids,
     release_text,
     static_cell_text,
     static_grids,
@@ -249,17 +249,23 @@ def _legend() -> Iterator[str]:
     yield "</section>"
 
 
+def _table_head(attributes: str, destinations: list[str]) -> str:
+    """A source x destination table's opening and header row."""
+    columns = "".join(f'<th scope="col">{_e(name)}</th>' for name in destinations)
+    return (
+        f'<table {attributes}><thead><tr><th class="corner">source ↓ / destination →</th>{columns}</tr></thead><tbody>'
+    )
+
+
 def _grid(grid: Grid) -> Iterator[str]:
-    yield f'<section class="panel device" id="device-{_e(grid.device)}"><h2>{_e(grid.device)}</h2>'
+    yield f'<section class="panel device" id="device-{_e(grid.anchor)}"><h2>{_e(grid.title)}</h2>'
     yield (
         '<p class="order">Marks per cell, left to right: '
         + ", ".join(f"<code>{_e(pairing)}</code>" for pairing in grid.pairings)
         + "</p>"
     )
-    yield f'<table class="grid" data-device="{_e(grid.device)}"><thead><tr>'
-    yield '<th class="corner">source ↓ / destination →</th>'
-    yield "".join(f'<th scope="col">{_e(name)}</th>' for name in grid.destinations)
-    yield "</tr></thead><tbody>"
+    machine = f' data-machine="{_e(grid.machine)}"' if grid.machine else ""
+    yield _table_head(f'class="grid" data-device="{_e(grid.device)}"{machine}', grid.destinations)
     for source in grid.sources:
         yield f'<tr><th scope="row">{_e(source)}</th>'
         for destination in grid.destinations:
@@ -330,23 +336,22 @@ def _mutants(results: MatrixResults) -> Iterator[str]:
 def _releases(results: MatrixResults) -> Iterator[str]:
     if not results.releases:
         return
-    releases = release_grid(results)
-    yield '<section class="panel"><h2>Releases</h2>'
-    yield '<p class="order">Negotiated protocol; color is the worst device outcome.</p>'
-    yield '<table class="grid releases"><thead><tr><th class="corner">source ↓ / destination →</th>'
-    yield "".join(f'<th scope="col">{_e(name)}</th>' for name in releases.destinations) + "</tr></thead><tbody>"
-    for source in releases.sources:
-        yield f'<tr><th scope="row">{_e(source)}</th>'
-        for destination in releases.destinations:
-            row = releases.at(source, destination)
-            if row is None:
-                yield '<td class="none">·</td>'
-                continue
-            protocol = _e(row.protocol or "none")
-            title = _e(release_text(row))
-            yield f'<td class="{row.worst.value}" title="{title}">{protocol} {TEXT_MARKS[row.worst]}</td>'
-        yield "</tr>"
-    yield "</tbody></table></section>"
+    for releases in release_grids(results):
+        yield f'<section class="panel"><h2>{_e(releases.title)}</h2>'
+        yield '<p class="order">Negotiated protocol; color is the worst device outcome.</p>'
+        yield _table_head('class="grid releases"', releases.destinations)
+        for source in releases.sources:
+            yield f'<tr><th scope="row">{_e(source)}</th>'
+            for destination in releases.destinations:
+                row = releases.at(source, destination)
+                if row is None:
+                    yield '<td class="none">·</td>'
+                    continue
+                protocol = _e(row.protocol or "none")
+                title = _e(release_text(row))
+                yield f'<td class="{row.worst.value}" title="{title}">{protocol} {TEXT_MARKS[row.worst]}</td>'
+            yield "</tr>"
+        yield "</tbody></table></section>"
 
 
 def _static(results: MatrixResults) -> Iterator[str]:
@@ -359,10 +364,8 @@ def _static(results: MatrixResults) -> Iterator[str]:
         "pairing's outcome agrees.</p>"
     )
     for grid in static_grids(results):
-        yield f"<h3>{_e(grid.device)}</h3>"
-        yield f'<table class="numbers static" data-static-device="{_e(grid.device)}"><thead><tr>'
-        yield '<th class="corner">source ↓ / destination →</th>'
-        yield "".join(f'<th scope="col">{_e(name)}</th>' for name in grid.destinations) + "</tr></thead><tbody>"
+        yield f"<h3>{_e(grid.title)}</h3>"
+        yield _table_head(f'class="numbers static" data-static-device="{_e(grid.device)}"', grid.destinations)
         for source in grid.sources:
             yield f'<tr><th scope="row">{_e(source)}</th>'
             for destination in grid.destinations:

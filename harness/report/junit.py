@@ -83,7 +83,7 @@ def report(results: MatrixResults, outfile: TextIO) -> None:
         suite = _element(
             root,
             "testsuite",
-            name=grid.device,
+            name=grid.anchor,
             tests=str(len(cells)),
             failures=str(len(failing) - errors),
             errors=str(errors),

@@ -35,7 +35,7 @@ from migcompat.report._views import (
     headline,
     mutant_agreement,
     mutant_rows,
-    release_grid,
+    release_grids,
     static_cell_text,
     static_grids,
     verdict,
@@ -109,7 +109,7 @@ def _legend() -> Iterator[str]:
 
 
 def _grid(grid: Grid) -> Iterator[str]:
-    yield f"## {_text(grid.device)}"
+    yield f"## {_text(grid.title)}"
     yield ""
     yield "Marks per cell, in pairing order: " + ", ".join(_code(pairing) for pairing in grid.pairings)
     yield ""
@@ -184,24 +184,24 @@ def _mutants(results: MatrixResults) -> Iterator[str]:
 def _releases(results: MatrixResults) -> Iterator[str]:
     if not results.releases:
         return
-    releases = release_grid(results)
-    yield "## Releases"
-    yield ""
-    yield "Negotiated protocol and worst device outcome per release pair."
-    yield ""
-    yield "| source \\\\ destination | " + " | ".join(_text(name) for name in releases.destinations) + " |"
-    yield "|---|" + ":---:|" * len(releases.destinations)
-    for source in releases.sources:
-        entries = []
-        for destination in releases.destinations:
-            row = releases.at(source, destination)
-            if row is None:
-                entries.append("·")
-                continue
-            protocol = _code(row.protocol, in_table=True) if row.protocol else "none"
-            entries.append(f"{protocol} {MARKS[row.worst]} {row.worst.value}")
-        yield f"| **{_text(source)}** | " + " | ".join(entries) + " |"
-    yield ""
+    for releases in release_grids(results):
+        yield f"## {_text(releases.title)}"
+        yield ""
+        yield "Negotiated protocol and worst device outcome per release pair."
+        yield ""
+        yield "| source \\\\ destination | " + " | ".join(_text(name) for name in releases.destinations) + " |"
+        yield "|---|" + ":---:|" * len(releases.destinations)
+        for source in releases.sources:
+            entries = []
+            for destination in releases.destinations:
+                row = releases.at(source, destination)
+                if row is None:
+                    entries.append("·")
+                    continue
+                protocol = _code(row.protocol, in_table=True) if row.protocol else "none"
+                entries.append(f"{protocol} {MARKS[row.worst]} {row.worst.value}")
+            yield f"| **{_text(source)}** | " + " | ".join(entries) + " |"
+        yield ""
 
 
 def _static(results: MatrixResults) -> Iterator[str]:
@@ -215,7 +215,7 @@ def _static(results: MatrixResults) -> Iterator[str]:
     )
     yield ""
     for grid in static_grids(results):
-        yield f"### {_text(grid.device)}"
+        yield f"### {_text(grid.title)}"
         yield ""
         yield "| source \\\\ destination | " + " | ".join(_text(name) for name in grid.destinations) + " |"
         yield "|---|" + ":---|" * len(grid.destinations)

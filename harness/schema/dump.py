@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
 from migcompat import corpus, devices
-from migcompat.devices import releases
+from migcompat.devices import machines, releases
 from migcompat.devices.base import Device, Release
 from migcompat.errors import UsageError
 from migcompat.schema.visitor import DIALECT, SCHEMA_FORMAT, JsonObject, description_schema, dumps
@@ -36,24 +36,28 @@ RELEASES_DIRECTORY = "releases"
 def device_document(device: Device, release: Release) -> JsonObject:
     """The schema of one device release, with its header."""
     document = description_schema(release.description)
+    header: JsonObject = {"format": SCHEMA_FORMAT, "kind": "device", "device": device.name, "release": release.name}
+    if release.machine:
+        header["machine"] = release.machine
     document.update(
         {
             "$schema": DIALECT,
-            "$id": f"urn:migcompat:schema:{device.name}:{release.name}",
-            "title": f"{device.name} {release.name}",
+            "$id": f"urn:migcompat:schema:{device.name}:{release.label}",
+            "title": f"{device.name} {release.label}",
             "description": f"{device.summary}. {release.name}: {release.notes}".strip(),
-            "x-migcompat": {"format": SCHEMA_FORMAT, "kind": "device", "device": device.name, "release": release.name},
+            "x-migcompat": header,
         }
     )
     return document
 
 
-def release_document(release: releases.HypervisorRelease) -> JsonObject:
-    """The schema of a hypervisor release: every device release it ships, by device name."""
+def release_document(release: releases.HypervisorRelease, machine: str = "") -> JsonObject:
+    """The schema of a hypervisor release: every device release it ships, by
+    device name, under ``machine`` (empty: each device release's own)."""
     shipped = releases.device_releases(release)
     properties = {}
     for name, (device, device_release) in shipped.items():
-        embedded = device_document(device, device_release)
+        embedded = device_document(device, _under(device, device_release, machine))
         del embedded["$schema"]
         properties[name] = embedded
     return {
@@ -76,24 +80,42 @@ def release_document(release: releases.HypervisorRelease) -> JsonObject:
     }
 
 
-def resolve(spec: str) -> JsonObject:
-    """The document a command-line name means: ``DEVICE[@RELEASE]`` or a hypervisor release."""
+def _under(device: Device, release: Release, machine: str) -> Release:
+    try:
+        return device.at(release, machine)
+    except UsageError as error:
+        raise UsageError(f"{error}; its machine types are {machines.own(release.name)} and older") from None
+
+
+def resolve(spec: str, machine: str = "") -> JsonObject:
+    """The document a command-line name means: ``DEVICE[@RELEASE[@MACHINE]]`` or a
+    hypervisor release, under ``machine`` when given (a device whose state does
+    not depend on the machine type is the same under every one)."""
     registry = devices.registry()
-    name, at, release_name = spec.partition("@")
+    name, at, rest = spec.partition("@")
+    release_name, _, named_machine = rest.partition("@")
+    if named_machine:
+        if machine and machine != named_machine:
+            raise UsageError(f"{spec} names machine type {named_machine}, and --machine {machine}")
+        machine = named_machine
+    if machine:
+        machines.parse(machine)
     if name in registry:
         device = registry[name]
         if not at:
-            return device_document(device, device.newest)
+            return device_document(device, _under(device, device.newest, machine))
         try:
-            return device_document(device, device.release(release_name))
+            found = device.release(release_name)
         except KeyError as error:
             raise UsageError(str(error.args[0])) from None
+        return device_document(device, _under(device, found, machine))
     if not at and any(known.name == spec for known in releases.RELEASES):
-        return release_document(releases.get(spec))
+        return release_document(releases.get(spec), machine)
     hypervisors = ", ".join(known.name for known in releases.RELEASES)
     raise UsageError(
         f"unknown device or release {spec!r} (devices: {', '.join(registry)}; "
-        f"write DEVICE@RELEASE, e.g. slirp@v4; hypervisor releases: {hypervisors})"
+        f"write DEVICE@RELEASE, e.g. slirp@v4, or DEVICE@RELEASE@MACHINE, e.g. virtio@qemu-10.0@pc-i440fx-5.2; "
+        f"hypervisor releases: {hypervisors})"
     )
 
 

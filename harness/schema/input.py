@@ -30,15 +30,16 @@ from migcompat.schema import read as schema_read
 MAX_INPUT_BYTES = 64 * 1024 * 1024
 
 
-def load(argument: str) -> Layout:
-    """The layout ``argument`` names: a file, ``DEVICE[@RELEASE]`` or a hypervisor release."""
+def load(argument: str, machine: str = "") -> Layout:
+    """The layout ``argument`` names: a file, ``DEVICE[@RELEASE[@MACHINE]]`` or a
+    hypervisor release; a name is resolved under ``machine`` when given."""
     path = Path(argument)
     if path.is_dir():
         raise UsageError(f"{argument}: is a directory, not a schema file")
     if path.exists():
         return read_file(path, argument)
     try:
-        document = schema_dump.resolve(argument)
+        document = schema_dump.resolve(argument, machine)
     except UsageError as error:
         raise UsageError(f"{argument}: no such file, and {error}") from None
     return schema_read.read(document, argument)
@@ -71,9 +72,9 @@ def read_file(path: Path, label: str) -> Layout:
     )
 
 
-def load_pair(old: str, new: str) -> tuple[Layout, Layout]:
-    """Both sides of a diff, which must be of the same kind."""
-    before, after = load(old), load(new)
+def load_pair(old: str, new: str, machine: str = "") -> tuple[Layout, Layout]:
+    """Both sides of a diff, which must be of the same kind (names resolved under ``machine``)."""
+    before, after = load(old, machine), load(new, machine)
     if before.source != after.source:
         kinds = {before.source: old, after.source: new}
         raise UsageError(
