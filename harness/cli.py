@@ -320,7 +320,7 @@ def _real_matrix(
     for name, why in results.skipped.items():
         click.echo(f"SKIPPED release {name}: {why}")
     for cell in (cell for cell in results.cells if cell.fails):
-        click.echo(f"FAIL {cell.key}: QEMU {cell.real} ({cell.message}); model {cell.model} ({cell.model_reason})")
+        click.echo(f"FAIL {cell.key}: {cell.failure}")
     click.echo("reports: " + ", ".join(str(path) for path in written))
     sys.exit(EXIT_OK if results.passed else EXIT_INCOMPATIBLE)
 

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from migcompat import devices
-from migcompat.compat import matrix
+from migcompat.compat import matrix, real
 from migcompat.compat.cell import CellSpec, MatrixConfig, resolve, run_cell, run_example
 from migcompat.compat.negotiate import negotiate, shared_machines
 from migcompat.devices import machines, releases
@@ -236,3 +236,29 @@ def test_negotiate_runs_both_releases_under_a_machine_type() -> None:
     assert code == 0 and "does not know machine type pc-i440fx-10.0" in out
     code, _, err = run_cli("negotiate", "hv-2020", "hv-2025", "--machine", "pc-i440fx-7.2")
     assert code == 2 and "qemu-5.2 does not know machine type pc-i440fx-7.2" in err and "Traceback" not in err
+
+
+# -- the real matrix checks the model's layout ---------------------------------------------
+
+
+def test_the_real_matrix_checks_the_models_layout_on_the_stream_qemu_wrote() -> None:
+    data = (CORPORA / "qemu-10.0" / "pc-virtio-net@pc-i440fx-5.2.bin").read_bytes()
+    agrees, detail = real.model_layout("pc-virtio-net", "pc-i440fx-5.2", "10.0.13", data)
+    assert agrees is True and "wrote 3 MSI-X vectors, the model has 3" in detail
+    # Claimed under the release's own machine type, the same bytes contradict the model.
+    agrees, detail = real.model_layout("pc-virtio-net", "pc-i440fx-10.0", "10.0.13", data)
+    assert agrees is False and "wrote 3 MSI-X vectors, the model has 4" in detail
+    assert real.model_layout("pc-virtio-net", "microvm", "10.0.13", data) == (None, "")
+    assert real.model_layout("pc-virtio-net-novectors", "pc-i440fx-5.2", "10.0.13", data) == (None, "")
+    agrees, detail = real.model_layout("pc-virtio-net", "pc-i440fx-5.2", "10.0.13", data[: len(data) // 2])
+    assert agrees is False and "does not decode" in detail
+
+
+def test_a_wrong_model_layout_fails_the_real_matrix() -> None:
+    cell = real.RealCell("pc-virtio-net", "pc-i440fx-5.2", "10.0", "5.2", real="ok", model="ok")
+    assert not cell.fails
+    cell.layout_agrees, cell.layout = False, "QEMU 10.0.13 wrote 3 MSI-X vectors, the model has 4"
+    assert cell.fails and cell.failure.startswith("the model's layout is wrong")
+    results = real.RealResults({"10.0": "10.0.13", "5.2": "5.2.0"}, [cell], 1.0)
+    assert not results.passed and "model layout checked on 1 streams: 1 differ" in results.headline()
+    assert results.to_json()["layouts"][0]["agrees"] is False

@@ -13,6 +13,11 @@ beside
 * the static checker's verdict on the two releases' own ``-dump-vmstate`` for
   every section the stream carries (which cannot see machine types).
 
+and the model's layout is checked on every stream a release writes: the
+reference virtio-net-pci under that (release, machine type) must have the MSI-X
+vectors QEMU wrote (:func:`model_layout`); where it does not, the model is wrong
+and the cell fails.
+
 A completed migration is checked further: the destination saves its state
 again at once and every section is compared field by field with the source's
 (:mod:`migcompat.qemu.compare`); a value that changed is ``corrupt`` -- silent
@@ -89,6 +94,10 @@ class RealCell:
     explanation: str = ""
     #: Corrupting changes as (section, path), for the same-release baseline.
     corrupting: list[tuple[str, str]] = field(default_factory=list, repr=False)
+    #: The model's layout of the source's virtio-net-pci under the machine type
+    #: against the bytes QEMU wrote (:func:`model_layout`); None: not checked.
+    layout_agrees: bool | None = None
+    layout: str = ""
 
     @property
     def key(self) -> str:
@@ -102,7 +111,17 @@ class RealCell:
     def fails(self) -> bool:
         """A finding for the gate: QEMU and the model disagree, or a migration crashed
         or changed a value, with no reason found in the evidence."""
-        return (not self.agrees or self.real in (CORRUPT, CRASH)) and not self.explanation
+        unexplained = (not self.agrees or self.real in (CORRUPT, CRASH)) and not self.explanation
+        return unexplained or self.layout_agrees is False
+
+    @property
+    def failure(self) -> str:
+        """Why the cell fails, in one line (empty when it does not)."""
+        if not self.fails:
+            return ""
+        if self.layout_agrees is False:
+            return f"the model's layout is wrong: {self.layout}"
+        return f"QEMU {self.real} ({self.message}); model {self.model} ({self.model_reason})"
 
     @property
     def static_agrees(self) -> bool | None:
@@ -155,6 +174,15 @@ class RealResults:
     def passed(self) -> bool:
         return not any(cell.fails for cell in self.cells)
 
+    @property
+    def layouts(self) -> dict[tuple[str, str, str], tuple[bool, str]]:
+        """(config, machine type, source) -> the model layout check of that stream."""
+        return {
+            (cell.config, cell.machine, cell.source): (cell.layout_agrees, cell.layout)
+            for cell in self.cells
+            if cell.layout_agrees is not None
+        }
+
     def counts(self) -> Counter[str]:
         return Counter(cell.real for cell in self.cells)
 
@@ -167,7 +195,9 @@ class RealResults:
             f"({len(self.disagreements) - len(self.unexplained)} explained); "
             f"static checker judged {len(judged)}: {len(self.static_false_alarms)} false alarms, "
             f"{len(self.static_misses)} misses ({sum(len(c.static_unsent) for c in self.cells)} findings set aside: "
-            "members the source's stream did not carry)"
+            "members the source's stream did not carry); "
+            f"model layout checked on {len(self.layouts)} streams: "
+            f"{sum(1 for agrees, _ in self.layouts.values() if not agrees)} differ"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -185,6 +215,10 @@ class RealResults:
                 "misses": [cell.key for cell in self.static_misses],
             },
             "skipped": self.skipped,
+            "layouts": [
+                {"config": config, "machine": machine, "source": source, "agrees": agrees, "detail": detail}
+                for (config, machine, source), (agrees, detail) in self.layouts.items()
+            ],
             "cells": [cell.to_json() for cell in self.cells],
         }
 
@@ -483,12 +517,50 @@ def run_real(
         _explain(cells)
         verdicts: _Verdicts = {}
         carried = {key: _carried(path.read_bytes()) for key, path in captures.items() if isinstance(path, Path)}
+        checked = {
+            key: model_layout(key[0], key[1], versions[key[2]], path.read_bytes())
+            for key, path in captures.items()
+            if isinstance(path, Path)
+        }
         for cell in cells:
+            cell.layout_agrees, cell.layout = checked.get((cell.config, cell.machine, cell.source), (None, ""))
             sent = carried.get((cell.config, cell.machine, cell.source))
             judged = cell.machine in _known(releases, cell.destination) and (versioned(cell.machine) or cell.baseline)
             if sent is not None and judged:
                 _static(cell, sent, layouts, verdicts)
     return RealResults(versions, cells, time.monotonic() - started, skipped)
+
+
+#: The configurations whose virtio-net-pci takes its MSI-X vectors from the
+#: machine type (no ``vectors=`` given), as the reference model does.
+MODEL_LAYOUT_CONFIGS = ("pc-virtio-net", "q35-virtio-net")
+
+
+def model_layout(config: str, machine: str, version: str, data: bytes) -> tuple[bool | None, str]:
+    """Whether the reference model's virtio-net-pci of release ``version`` under
+    ``machine`` has the MSI-X layout QEMU wrote in ``data``: (None, "") where the
+    model makes no claim (another configuration, an unversioned machine type)."""
+    try:
+        major, minor = (int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return None, ""
+    if config not in MODEL_LAYOUT_CONFIGS or not versioned(machine):
+        return None, ""
+    from migcompat.devices.virtio import machine_compat
+
+    expected = machine_compat(f"qemu-{major}.{minor}", machine).vectors
+    try:
+        parsed = stream.parse_qemu(data, devices.resolve_section)
+    except DecodeError as error:
+        return False, f"the stream does not decode: {error}"
+    found = [r for r in parsed.records if r.device == "virtio" and r.idstr.endswith("/virtio-net") and r.state]
+    if len(found) != 1:
+        return False, f"{len(found)} virtio-net sections in the stream, expected 1"
+    state = found[0].state
+    assert state is not None
+    written = len(state.get("msix_table", b"")) // 16
+    detail = f"virtio-net-pci under {machine}: QEMU {version} wrote {written} MSI-X vectors, the model has {expected}"
+    return written == expected, detail
 
 
 def _explain(cells: Sequence[RealCell]) -> None:

@@ -73,6 +73,9 @@ def _disagreement_lines(results: RealResults) -> Iterator[str]:
         yield f"{cell.key}: static checker false alarm: incompatible ({first}), yet QEMU migrated it intact"
     for cell in results.static_misses:
         yield f"{cell.key}: static checker miss: compatible, yet QEMU {cell.real} ({cell.message})"
+    for (config, machine, source), (agrees, detail) in results.layouts.items():
+        if not agrees:
+            yield f"{config}@{machine}/{source}: the model's layout is wrong: {detail}"
 
 
 def markdown(results: RealResults) -> str:
@@ -89,6 +92,13 @@ def markdown(results: RealResults) -> str:
         lines.append("")
     found = list(_disagreement_lines(results))
     lines += ["## Disagreements", ""] + ([f"- {line}" for line in found] or ["None."]) + [""]
+    if results.layouts:
+        lines += ["## The model's layouts", ""]
+        lines.append("The reference virtio-net-pci of the model under each machine type, against the bytes QEMU wrote:")
+        lines.append("")
+        for (config, machine, source), (agrees, detail) in results.layouts.items():
+            lines.append(f"- {'✓' if agrees else '✗'} `{config}@{machine}` from {source}: {detail}")
+        lines.append("")
     unsent = Counter(line.split(":")[0] for cell in results.cells for line in cell.static_unsent)
     if unsent:
         lines += ["## Static findings set aside", ""]
@@ -151,7 +161,7 @@ def junit(results: RealResults) -> str:
             suite, "testcase", classname=f"real.{cell.config}", name=cell.key, time=f"{cell.seconds:.3f}"
         )
         if cell.fails:
-            failure = ElementTree.SubElement(case, "failure", message=f"QEMU {cell.real}, the model said {cell.model}")
+            failure = ElementTree.SubElement(case, "failure", message=cell.failure)
             failure.text = "\n".join([cell.message, *cell.changes])
         static = cell.static if cell.static != NOT_APPLICABLE else "no verdict (machine type)"
         explained = f"; explained: {cell.explanation}" if cell.explanation else ""
