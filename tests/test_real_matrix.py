@@ -80,8 +80,23 @@ def test_renamed_and_regrouped_fields_between_releases_are_added_resized_or_drop
 
 
 def test_a_value_the_destination_does_not_keep_is_lost() -> None:
-    changes = compare._changes({"a": b"\x01", "b": b"\x00"}, {})
+    changes = compare._changes({"a": (0, b"\x01"), "b": (1, b"\x00")}, {})
     assert [(c.kind, c.path, c.corrupting) for c in changes] == [("lost", "a", True), ("dropped", "b", False)]
+
+
+def test_a_field_renamed_in_place_keeps_its_value_and_is_not_lost() -> None:
+    """The legacy wire carries no names: same offset, same size is the same field."""
+    before = {"s/a": (0, b"\x01\x02"), "s/old": (2, b"\x07"), "s/gone": (3, b"\x05")}
+    kept = compare._changes(before, {"s/a": (0, b"\x01\x02"), "s/new": (2, b"\x07")})
+    assert [(c.kind, c.path, c.corrupting) for c in kept] == [
+        ("renamed", "s/old -> s/new", False),
+        ("lost", "s/gone", True),
+    ]
+    changed = compare._changes(before, {"s/a": (0, b"\x01\x02"), "s/new": (2, b"\x08"), "s/gone": (3, b"\x05")})
+    assert [(c.kind, c.path, c.corrupting) for c in changed] == [("changed", "s/old -> s/new", True)]
+    # Another size at that offset is not the same field: dropped and added.
+    moved = compare._changes({"s/old": (0, b"\x00")}, {"s/new": (0, b"\x00\x00")})
+    assert [c.kind for c in moved] == ["dropped", "added"]
 
 
 def test_a_section_only_one_side_has_is_named() -> None:

@@ -13,6 +13,10 @@ spans -- which bytes each field occupies -- and compared by field path:
   string buffer and put new fields in the freed bytes: ``resized``);
 * a field or subsection only the destination has is ``added`` (the
   destination's own default, or a subsection it decided to send);
+* a field only the source had and a field only the destination has at the same
+  byte offset and of the same size are one field renamed in place (the legacy
+  wire carries no names): ``renamed`` when the bytes are kept, ``changed``
+  when not;
 * a field only the source had is ``dropped``; dropped bytes that were not all
   zero are ``lost`` (corrupt): the destination did not keep a value it was sent;
 * a section only one side has is named as such.
@@ -30,7 +34,7 @@ from migcompat.qemu import stream
 from migcompat.qemu.stream import MigrationStream, Record, Resolver, SectionCodec, no_devices
 from migcompat.wire.qemufile import QemuFileInputVisitor
 
-__all__ = ["Change", "SectionComparison", "compare_streams", "spans"]
+__all__ = ["Change", "SectionComparison", "Span", "compare_streams", "spans"]
 
 #: Kinds of change that mean the destination holds a value other than the one sent.
 CORRUPTING = frozenset({"changed", "lost"})
@@ -40,7 +44,7 @@ CORRUPTING = frozenset({"changed", "lost"})
 class Change:
     """One field that differs between the source's and the destination's section."""
 
-    kind: str  # changed, resized, added, dropped, lost
+    kind: str  # changed, resized, renamed, added, dropped, lost
     path: str
     before: bytes = b""
     after: bytes = b""
@@ -52,7 +56,7 @@ class Change:
     def text(self) -> str:
         if self.kind in ("changed", "resized"):
             return f"{self.kind} {self.path}: {_hex(self.before)} -> {_hex(self.after)}"
-        shown = self.after if self.kind == "added" else self.before
+        shown = self.after if self.kind in ("added", "renamed") else self.before
         return f"{self.kind} {self.path} ({_hex(shown)})"
 
 
@@ -103,15 +107,19 @@ class _SpanRecorder(QemuFileInputVisitor):
         return start
 
 
-def spans(codec: SectionCodec, version: int, body: bytes) -> dict[str, bytes]:
-    """Every leaf field of a legacy section body, by path, with its bytes (wire order),
-    as ``codec`` reads it."""
+#: A leaf field's place in a section body: its byte offset and its bytes.
+Span = tuple[int, bytes]
+
+
+def spans(codec: SectionCodec, version: int, body: bytes) -> dict[str, Span]:
+    """Every leaf field of a legacy section body, by path, with its offset and
+    bytes (wire order), as ``codec`` reads it."""
     reader = _SpanRecorder(body)
     codec.load(reader, version)
     reader.finish()
     if not reader.spans and body:
         raise MalformedInput("the section's reader names no field", offset=0)
-    return {path: body[start : start + size] for path, (start, size) in reader.spans.items()}
+    return {path: (start, body[start : start + size]) for path, (start, size) in reader.spans.items()}
 
 
 def _full_sections(parsed: MigrationStream) -> dict[tuple[str, int], Record]:
@@ -154,7 +162,7 @@ def compare_streams(before: bytes, after: bytes, resolve: Resolver) -> list[Sect
     return out
 
 
-def _describer(data: bytes, resolve: Resolver) -> Callable[[Record], dict[str, bytes]]:
+def _describer(data: bytes, resolve: Resolver) -> Callable[[Record], dict[str, Span]]:
     """Spans of a section of ``data``, read by the codec that decodes it (our model
     where there is one, else the stream's vmdesc). The stream is decoded only when
     a first section differs: most sections of a migration are byte-identical."""
@@ -164,7 +172,7 @@ def _describer(data: bytes, resolve: Resolver) -> Callable[[Record], dict[str, b
         parsed = stream.parse_qemu(data, resolve)
         return _full_sections(parsed), stream.VmdescDescriptions.of_json(parsed.vmdesc)
 
-    def of(record: Record) -> dict[str, bytes]:
+    def of(record: Record) -> dict[str, Span]:
         sections, described = decoded()
         full = sections[record.idstr, record.instance_id]
         codec: SectionCodec | None
@@ -174,21 +182,36 @@ def _describer(data: bytes, resolve: Resolver) -> Callable[[Record], dict[str, b
             codec = resolve(full.idstr, full.version_id)
             codec = codec.for_layout(full.layout) if codec is not None else None
         if codec is None:
-            return {"(section)": record.raw}
+            return {"(section)": (0, record.raw)}
         return spans(codec, record.version_id, record.raw)
 
     return of
 
 
-def _changes(before: dict[str, bytes], after: dict[str, bytes]) -> list[Change]:
+def _changes(before: dict[str, Span], after: dict[str, Span]) -> list[Change]:
     changes: list[Change] = []
-    for path, old in before.items():
-        new = after.get(path)
-        if new is None:
+    # Fields only one side has, by place: a field renamed in place keeps its offset and size.
+    only_after = {(start, len(data)): path for path, (start, data) in after.items() if path not in before}
+    renamed: set[str] = set()
+    for path, (start, old) in before.items():
+        if path in after:
+            new = after[path][1]
+            if new != old:
+                shorter, longer = sorted((old, new), key=len)
+                resized = len(old) != len(new) and longer.startswith(shorter)
+                changes.append(Change("resized" if resized else "changed", path, old, new))
+            continue
+        twin = only_after.pop((start, len(old)), None)
+        if twin is None:
             changes.append(Change("lost" if any(old) else "dropped", path, before=old))
-        elif new != old:
-            shorter, longer = sorted((old, new), key=len)
-            resized = len(old) != len(new) and longer.startswith(shorter)
-            changes.append(Change("resized" if resized else "changed", path, old, new))
-    changes.extend(Change("added", path, after=new) for path, new in after.items() if path not in before)
+            continue
+        renamed.add(twin)
+        new = after[twin][1]
+        kind = "renamed" if new == old else "changed"
+        changes.append(Change(kind, f"{path} -> {twin}", old, new))
+    changes.extend(
+        Change("added", path, after=data)
+        for path, (_, data) in after.items()
+        if path not in before and path not in renamed
+    )
     return changes
