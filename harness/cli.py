@@ -347,10 +347,15 @@ def _dump_devices(scope: contextlib.ExitStack, paths: tuple[str, ...], names: tu
 @cli.command("devices")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable output.")
 def list_devices(as_json: bool) -> None:
-    """List the reference devices and their releases."""
+    """List the reference devices and their releases, with the machine types
+    each release saves for (its own first) where the state depends on one."""
     from migcompat import devices
 
     registry = devices.registry()
+
+    def machine_types(device: devices.Device, release: devices.Release) -> list[str]:
+        return [device.machine_of(form, form.machine) for form in device.forms(release) if device.machines]
+
     if as_json:
         listing = [
             {
@@ -362,6 +367,7 @@ def list_devices(as_json: bool) -> None:
                         "version_id": release.version_id,
                         "minimum_version_id": release.description.minimum_version_id,
                         "notes": release.notes,
+                        "machines": machine_types(device, release),
                     }
                     for release in device.releases
                 ],
@@ -374,6 +380,8 @@ def list_devices(as_json: bool) -> None:
         click.echo(f"{device.name}: {device.summary}")
         for release in device.releases:
             click.echo(f"  {release.name:<10} v{release.version_id:<3} {release.notes}")
+            if device.machines:
+                click.echo(f"  {'':<10} {'':<4} saved for: {', '.join(machine_types(device, release))}")
 
 
 @cli.command()

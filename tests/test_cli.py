@@ -103,6 +103,12 @@ def test_devices_lists_every_release() -> None:
     listing = {entry["device"]: [r["name"] for r in entry["releases"]] for entry in json.loads(out)}
     assert listing["slirp"] == ["v1", "v2", "v3", "v4"]
     assert listing["virtio"][-3:] == ["qemu-5.2", "qemu-7.2", "qemu-10.0"] and len(listing["virtio"]) >= 6
+    machine_types = {
+        entry["device"]: {r["name"]: r["machines"] for r in entry["releases"]} for entry in json.loads(out)
+    }
+    assert machine_types["virtio"]["qemu-10.0"] == ["pc-i440fx-10.0", "pc-i440fx-5.2", "pc-i440fx-7.2"]
+    assert machine_types["virtio"]["qemu-2.7"] == ["pc-i440fx-2.7"]
+    assert machine_types["slirp"]["v4"] == []
 
 
 def test_console_script_runs_without_traceback(tmp_path: Path) -> None:
