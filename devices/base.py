@@ -135,8 +135,7 @@ class Device:
         machine type of :data:`~migcompat.devices.machines.AXIS` it knows."""
         if self.machines is None:
             return (release,)
-        own = machines.own(release.name)
-        others = [m for m in machines.AXIS if m != own and machines.knows(release.name, m)]
+        others = machines.shared([release.name], besides=[machines.own(release.name)])
         return (release, *(self.machines(release, machine) for machine in others))
 
     def expectation_at(self, source: Release, destination: Release, machine: str, pairing: str) -> Outcome:

@@ -18,6 +18,7 @@ older; its own (newest) one is ``pc-i440fx-X.Y``.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from migcompat.errors import UsageError
@@ -74,4 +75,11 @@ def knows(release: str, machine: str) -> bool:
     return version is not None and parse(machine).version <= version
 
 
-__all__ = ["AXIS", "BOARD", "MachineType", "knows", "own", "parse", "release_version"]
+def shared(releases: Iterable[str], besides: Iterable[str] = ()) -> list[str]:
+    """The machine types of :data:`AXIS` every one of ``releases`` knows, in
+    order, other than those ``besides`` names (a source's own)."""
+    names, skipped = list(releases), set(besides)
+    return [machine for machine in AXIS if machine not in skipped and all(knows(name, machine) for name in names)]
+
+
+__all__ = ["AXIS", "BOARD", "MachineType", "knows", "own", "parse", "release_version", "shared"]

@@ -37,6 +37,9 @@ def test_machine_types_are_ordered_by_version_not_by_text() -> None:
     assert machines.own("qemu-10.0") == "pc-i440fx-10.0"
     assert machines.knows("qemu-10.0", "pc-i440fx-5.2") and machines.knows("qemu-7.2", "pc-q35-7.2")
     assert not machines.knows("qemu-7.2", "pc-i440fx-10.0") and not machines.knows("v4", "pc-i440fx-5.2")
+    assert machines.shared(["qemu-10.0", "qemu-7.2"]) == ["pc-i440fx-5.2", "pc-i440fx-7.2"]
+    assert machines.shared(["qemu-10.0"], besides=["pc-i440fx-10.0"]) == ["pc-i440fx-5.2", "pc-i440fx-7.2"]
+    assert machines.shared(["qemu-10.0", "qemu-2.7"]) == []
 
 
 @pytest.mark.parametrize("name", ["pc", "microvm", "pc-i440fx-7", "pc-i440fx-7.2.1", "virt-7.2", ""])

@@ -74,7 +74,7 @@ def machines_of(device: Device, source: str, destination: str, wanted: tuple[str
     if device.machines is None:
         return [""]
     own = machines.own(source)
-    shared = [m for m in machines.AXIS if m != own and machines.knows(source, m) and machines.knows(destination, m)]
+    shared = machines.shared([source, destination], besides=[own])
     return [machine for machine in ("", *shared) if not wanted or (machine or own) in wanted]
 
 

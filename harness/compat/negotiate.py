@@ -170,12 +170,10 @@ def shared_machines(source: HypervisorRelease, destination: HypervisorRelease, o
         ]
 
     sent, loaded = typed(source), typed(destination)
-    own = {machines.own(release.name) for release in sent}
-    return [
-        machine
-        for machine in machines.AXIS
-        if sent and machine not in own and all(machines.knows(release.name, machine) for release in sent + loaded)
-    ]
+    if not sent:
+        return []
+    own = [machines.own(release.name) for release in sent]
+    return machines.shared([release.name for release in sent + loaded], besides=own)
 
 
 def release_rows(config: MatrixConfig, cells: Iterable[Cell]) -> list[ReleaseRow]:
