@@ -138,15 +138,6 @@ class Device:
         others = machines.shared([release.name], besides=[machines.own(release.name)])
         return (release, *(self.machines(release, machine) for machine in others))
 
-    def expectation_at(self, source: Release, destination: Release, machine: str, pairing: str) -> Outcome:
-        """The outcome promised for a cell run with ``machine`` on both sides
-        (empty: the source's own): ``refused`` when the destination does not
-        know it, otherwise what the releases under it promise."""
-        machine = self.machine_of(source, machine)
-        if not self.knows_machine(destination, machine):
-            return Outcome.REFUSED
-        return self.expectation(self.at(source, machine), self.at(destination, machine), pairing)
-
     def index(self, release: Release) -> int:
         return [known.name for known in self.releases].index(release.name)
 

@@ -100,22 +100,27 @@ class ResolvedCell:
     destination: Release
     #: The machine type both sides run (empty for a device without machine types).
     machine: str
+    #: The outcome the device promises for the cell: ``refused`` when the
+    #: destination cannot run the machine type, else its policy's on the two forms.
+    expected: Outcome
     #: Why the destination cannot run at all (it does not know the machine type); empty when it can.
     refusal: str = ""
 
 
 def resolve(spec: CellSpec) -> ResolvedCell:
-    """The releases of a cell under its machine type."""
+    """The releases of a cell under its machine type, and what the device promises for it."""
     device = devices.get(spec.device)
     source, destination = device.release(spec.source), device.release(spec.destination)
     machine = device.machine_of(source, spec.machine)
+    sent = device.at(source, machine)
     if not device.knows_machine(destination, machine):
         refusal = (
             f"{device.name} {destination.name} does not know machine type {machine}: the destination "
             f"cannot be started with the source's machine type (QEMU: unsupported machine type)"
         )
-        return ResolvedCell(device, device.at(source, machine), destination, machine, refusal)
-    return ResolvedCell(device, device.at(source, machine), device.at(destination, machine), machine)
+        return ResolvedCell(device, sent, destination, machine, Outcome.REFUSED, refusal)
+    loaded = device.at(destination, machine)
+    return ResolvedCell(device, sent, loaded, machine, device.expectation(sent, loaded, spec.pairing))
 
 
 # -- one example ------------------------------------------------------------
@@ -241,9 +246,7 @@ def replay_command(spec: CellSpec, examples: int, seed_value: int) -> str:
 def run_cell(spec: CellSpec, examples: int, seed_value: int, waived: bool, shrink: bool) -> Cell:
     resolved = resolve(spec)
     device, source, destination = resolved.device, resolved.source, resolved.destination
-    expected = device.expectation_at(
-        device.release(spec.source), device.release(spec.destination), spec.machine, spec.pairing
-    )
+    expected = resolved.expected
     started = time.perf_counter()
     if resolved.refusal:
         detail = Detail(message=resolved.refusal, replay=replay_command(spec, examples, seed_value))

@@ -304,14 +304,10 @@ def gate(files: Mapping[str, bytes]) -> GateResult:
             if stream is None:
                 continue
             for destination in device.releases:
-                spec = CellSpec(device.name, source.name, destination.name, fmt, source.machine)
+                resolved = resolve(CellSpec(device.name, source.name, destination.name, fmt, source.machine))
                 where = (device.name, source.name, destination.name, fmt, source.machine)
                 if where not in cells:
-                    expected_outcome = device.expectation_at(
-                        device.release(source.name), destination, source.machine, fmt
-                    )
-                    cells[where] = GoldenCell(*where[:4], expected=expected_outcome, machine=source.machine)
-                resolved = resolve(spec)
+                    cells[where] = GoldenCell(*where[:4], expected=resolved.expected, machine=source.machine)
                 if resolved.refusal:
                     load = GoldenLoad(f"{stem}.{fmt}", Outcome.REFUSED, resolved.refusal)
                 else:

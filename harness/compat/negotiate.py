@@ -87,7 +87,7 @@ def device_outcome(
     loaded at ``destination``, both under ``machine`` (empty: the source's own)."""
     spec = CellSpec(device.name, source.name, destination.name, protocol, cell_machine(device, source, machine))
     cell = resolve(spec)
-    expected = device.expectation_at(source, destination, spec.machine, protocol)
+    expected = cell.expected
     if cell.refusal:
         return DeviceOutcome(device.name, source.name, destination.name, Outcome.REFUSED, expected, cell.refusal)
     states = device.fixed_states(cell.source)
