@@ -53,9 +53,9 @@ from typing import Any
 from hypothesis import strategies as st
 
 from migcompat.codec import compiled
-from migcompat.devices import machines
+from migcompat.devices import machines, virtio_specific
 from migcompat.devices.base import Device, LegacyVisit, Release
-from migcompat.errors import DecodeError, DescriptionError, LoadRefused, MalformedInput
+from migcompat.errors import DecodeError, DescriptionError, LoadRefused, TruncatedInput, UsageError
 from migcompat.model.strategies import states
 from migcompat.model.vmstate import (
     Array,
@@ -69,10 +69,12 @@ from migcompat.model.vmstate import (
     Subsection,
     check_loaded,
     refuse_count,
+    version_refusal,
     walk,
 )
 from migcompat.outcomes import Outcome
-from migcompat.qemu.stream import SectionCodec
+from migcompat.qemu import pci
+from migcompat.qemu.stream import Record, SectionCodec
 from migcompat.wire.qemufile import QemuFileInputVisitor
 from migcompat.wire.visitor import KNOWN_LENGTH, Framing, ListFraming, Visitor
 
@@ -310,18 +312,21 @@ def build_description(
     *,
     name: str = "virtio-net",
     version: int = SECTION_VERSION,
-    device_specific: int | None = None,
+    minimum_version: int | None = None,
+    device_state: Description | None = None,
     config_size: int | None = REFERENCE_CONFIG_SIZE,
     host_features: int | None = REFERENCE_HOST_FEATURES,
     queue_max: int | None = None,
+    queue_counts: tuple[int, ...] | None = None,
 ) -> Description:
     """The section layout of one release.
 
-    ``device_specific`` is the size of the device's own state carried opaque
-    (None: the reference model, which has none). ``config_size`` and
+    ``device_state`` describes the device's own state (:mod:`.virtio_specific`;
+    None: the reference model, which has none). ``config_size`` and
     ``host_features`` are what the destination device offers, checked after
     load; None skips the check (a capture from an unknown configuration).
     ``queue_max`` replaces the release's VIRTIO_QUEUE_MAX (see :func:`scaled_releases`).
+    ``queue_counts`` are the virtqueue counts the device can have (None: any up to the maximum).
     """
     if queue_max is None:
         queue_max = _queue_max(era)
@@ -343,13 +348,15 @@ def build_description(
             ),
         ),
     ]
-    if device_specific is not None:
-        fields.append(Field("device_specific", Buffer(device_specific)))
+    if device_state is not None:
+        fields.append(Field("device", device_state))
     known = subsections(queue_max)
     trailers = tuple(known[key] for key in ERAS[era] if transport.is_pci or key != "extra_state")
     fields.append(Field("virtio", Description("virtio", 1, 1, (), subsections=trailers)))
-    limits = _Limits(queue_max, transport.vectors if transport.has_msix else None, config_size, host_features)
-    return Description(name, version, version, tuple(fields), validate=limits.check)
+    vectors = transport.vectors if transport.has_msix else None
+    limits = _Limits(queue_max, vectors, config_size, host_features, queue_counts)
+    minimum = version if minimum_version is None else minimum_version
+    return Description(name, version, minimum, tuple(fields), validate=limits.check)
 
 
 @dataclass(frozen=True)
@@ -360,8 +367,16 @@ class _Limits:
     vectors: int | None
     config_size: int | None
     host_features: int | None
+    queue_counts: tuple[int, ...] | None = None
 
     def check(self, state: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+        if self.queue_counts is not None and len(state["queues"]) not in self.queue_counts:
+            counts = " or ".join(str(count) for count in self.queue_counts)
+            yield (
+                "queues",
+                f"the device has {counts} virtqueues, the stream {len(state['queues'])} "
+                "(QEMU does not check this, and aborts loading more queues than its device has)",
+            )
         if state["queue_sel"] >= self.queue_max:  # CVE-2013-6399
             yield "queue_sel", f"queue_sel {state['queue_sel']} is not below the maximum of {self.queue_max} queues"
         if self.config_size is not None and state["config_len"] != self.config_size:  # CVE-2014-0182
@@ -411,12 +426,7 @@ def legacy_visit(era: str, queue_max: int | None = None, machine: str = "") -> L
         if not description.minimum_version_id <= version <= description.version_id:
             # virtio_load refuses a section version it does not know, as the walker does.
             offset, path = visitor.where()
-            raise LoadRefused(
-                f"unsupported version {version} for '{description.name}' v{description.version_id} "
-                f"(accepts {description.minimum_version_id}..{description.version_id})",
-                offset=offset,
-                path=path,
-            )
+            raise LoadRefused(version_refusal(description.name, version, description), offset=offset, path=path)
         out: State = {}
         visitor.start_struct(description.name)
         # virtio_pci_save_config: pci_device_save, msix_save, the config vector
@@ -480,21 +490,6 @@ _QUEUE_DEFAULT = {"num": 0, "desc": 0, "last_avail_idx": 0, "vector": 0}
 # -- real QEMU sections -------------------------------------------------------
 
 
-_SUBSECTION_HEADER = re.compile(rb"\x05[\x08-\xff]virtio/")
-
-
-def _first_subsection(data: bytes, start: int, end: int, footer: bytes) -> int | None:
-    """Where the ``virtio`` subsections start after the device's own state: the
-    first subsection header naming a ``virtio/`` subsection, or, when there is
-    none, the section footer. The device's own state is opaque to us; a
-    subsection header inside it is not plausible, so the first one is taken and
-    must decode."""
-    header = _SUBSECTION_HEADER.search(data, start, end)
-    footer_at = data.find(footer, start, end)
-    candidates = [position for position in (header.start() if header else -1, footer_at) if position >= 0]
-    return min(candidates) if candidates else None
-
-
 PCI_CAP_EXPRESS = 0x10
 PCI_CAP_MSIX = 0x11
 
@@ -521,81 +516,81 @@ def _msix_vectors(config: bytes) -> int:
 
 @dataclass(frozen=True)
 class CapturedSectionCodec:
-    """Decodes the virtio section of a real QEMU 7.2 stream.
+    """Decodes the virtio section of a real QEMU stream (5.2, 7.2, 10.0), field by field.
 
-    The transport and generic parts and the subsections are decoded field by
-    field; the device's own state between them is carried as exact opaque bytes.
-    ``layout`` is (transport: 0 pci / 1 mmio, MSI-X vectors, device-specific
-    bytes).
+    ``layout`` is (transport: 0 pci / 1 mmio, MSI-X vectors, the device part's
+    code (:mod:`.virtio_specific`), 1 when the guest accepted
+    CTRL_GUEST_OFFLOADS). The section's version must be one the device accepts
+    (virtio-net: 11), as QEMU's loader requires.
     """
 
     idstr: str
     version: int
     layout: tuple[int, ...] = ()
     device: str = "virtio"
+    #: The receiving device's own layout (from its capture): its transport,
+    #: vectors and device part, whatever the stream's config space says.
+    receiver: tuple[int, ...] | None = None
 
     @property
     def description(self) -> Description:
-        kind, vectors, remainder = self.layout
+        kind, vectors, device_kind, offloads = self.layout
         transport = Transport("pci" if kind == 0 else "mmio", vectors)
         name = self.idstr.rsplit("/", 1)[-1]
+        minimum, current = virtio_specific.versions(self.idstr) or (SECTION_VERSION, SECTION_VERSION)
         return build_description(
             "qemu-7.2",
             transport,
             name=name,
-            version=self.version,
-            device_specific=remainder,
+            version=current,
+            minimum_version=minimum,
+            device_state=virtio_specific.state_of(device_kind, bool(offloads)),
+            queue_counts=virtio_specific.queue_counts(device_kind),
             config_size=None,
             host_features=None,
         )
 
     def for_layout(self, layout: tuple[int, ...]) -> SectionCodec | None:
-        if len(layout) != 3 or layout[0] not in (0, 1):
+        if len(layout) != 4 or layout[0] not in (0, 1) or layout[2] not in (virtio_specific.NET, virtio_specific.BLK):
+            return None
+        if layout[3] not in (0, 1) or (layout[3] and layout[2] != virtio_specific.NET):
             return None
         return CapturedSectionCodec(self.idstr, self.version, tuple(layout))
 
     def for_legacy_bytes(self, data: bytes, start: int, end: int, footer: bytes) -> SectionCodec | None:
-        """Find the layout: the vector count from the PCI config space, then the
-        device's own state ends where the ``virtio`` subsections start -- the
-        first candidate from which they decode up to the section footer."""
+        """The layout: the vector count from the PCI config space, whether the
+        device part carries ``curr_guest_offloads`` from the low features word.
+        None (the section is sized by the vmdesc trailer) for a device whose own
+        state is not modelled, or a PCI Express function."""
+        device_kind = virtio_specific.kind_of(self.idstr)
+        if device_kind is None:
+            return None
         is_pci = not self.idstr.startswith("virtio-mmio@")
         vectors = 0
-        if is_pci:
+        if self.receiver is not None:
+            kind, vectors, device_kind = self.receiver[:3]
+            is_pci = kind == 0
+        elif is_pci:
             config = data[start + 4 : start + 4 + PCI_CONFIG_SIZE]
             if len(config) == PCI_CONFIG_SIZE:
                 if _capability(config, PCI_CAP_EXPRESS) is not None:
                     return None  # a PCI Express function: 4096-byte config space, not modelled
                 vectors = _msix_vectors(config)
-            # A shorter config space is a truncated section: loading the head says where.
+            # A shorter config space is a truncated section: loading says where.
         kind = 0 if is_pci else 1
-        head, subsections = _head_and_subsections(
-            CapturedSectionCodec(self.idstr, self.version, (kind, vectors, 0)).description
-        )
+        codec = CapturedSectionCodec(self.idstr, self.version, (kind, vectors, device_kind, 0))
+        if device_kind != virtio_specific.NET:
+            return codec
+        head, _subsections = _head_and_subsections(codec.description)
         visitor = QemuFileInputVisitor(data, start, end=end)
-        compiled.load(visitor, head, self.version)
-        generic_end = visitor.position
-        start_of_subsections = _first_subsection(data, generic_end, end, footer)
-        if start_of_subsections is None:
-            raise MalformedInput(
-                "cannot find where the device's own state ends: no 'virtio/' subsection and no section footer",
-                offset=generic_end,
-                path=head.name,
-            )
-        tail = QemuFileInputVisitor(data, start_of_subsections, end=end)
         try:
-            compiled.load(tail, subsections, subsections.version_id)
-        except DecodeError as error:
-            error.path = f"{head.name}/{error.path}" if error.path else head.name
-            raise
-        if not data.startswith(footer, tail.position):
-            raise MalformedInput(
-                "the 'virtio' subsections do not end at the section footer", offset=tail.position, path=head.name
-            )
-        return self.for_layout((kind, vectors, start_of_subsections - generic_end))
-
-    @property
-    def _transport(self) -> Transport:
-        return Transport("pci" if self.layout[0] == 0 else "mmio", self.layout[1])
+            features = compiled.load(visitor, head, self.version)["guest_features"]
+        except DecodeError:
+            return codec  # the whole load meets the same bytes, and says where
+        offloads = int(bool(features & virtio_specific.CTRL_GUEST_OFFLOADS))
+        return (
+            codec if not offloads else CapturedSectionCodec(self.idstr, self.version, (kind, vectors, device_kind, 1))
+        )
 
     def load(self, visitor: Visitor, version: int) -> State:
         return compiled.load(visitor, self.description, version)
@@ -603,14 +598,79 @@ class CapturedSectionCodec:
     def save(self, visitor: Visitor, state: State, version: int) -> None:
         walk(visitor, self.description, state, version)
 
+    # -- as the destination's device reads it (migcompat.qemu.incoming) --
+
+    def receiving(self, own: Record) -> SectionCodec:
+        """The destination's device, whose own section is ``own``: QEMU reads the
+        MSI-X table and the queues' vectors by its own vector count."""
+        if own.device != "virtio" or len(own.layout) != 4:
+            return self
+        return CapturedSectionCodec(self.idstr, self.version, receiver=own.layout)
+
+    def refusals_before(self, data: bytes, start: int, own: Record) -> Iterator[tuple[str, str, str]]:
+        """What the destination refuses before reading further: QEMU checks the PCI
+        config space as soon as it has read it (``get_pci_config_device``)."""
+        mine = own.state or {}
+        if "pci_config" in mine and len(data) >= start + 4 + PCI_CONFIG_SIZE:
+            problem = pci.bad_config_byte(data[start + 4 : start + 4 + PCI_CONFIG_SIZE], mine["pci_config"])
+            if problem:
+                yield "pci_config", problem, ""
+
+    def refusals(self, loaded: Mapping[str, Any], own: Record, destination: Any) -> Iterator[tuple[str, str, str]]:
+        """(field path, QEMU's words, what QEMU itself does wrong or "") for what the
+        destination's device refuses after reading ``loaded`` (virtio_load,
+        virtio_pci_load_config, virtio-net's post-load functions)."""
+        mine = own.state or {}
+        for index, level in enumerate(loaded.get("pci_irq_state", ())):
+            if level not in (0, 1):
+                yield f"pci_irq_state[{index}]", f"irq state {level}: must be 0 or 1.", ""
+        if len(loaded["queues"]) > len(mine.get("queues", loaded["queues"])):
+            yield (
+                "queues",
+                f"{len(loaded['queues'])} virtqueues, the device has {len(mine['queues'])}",
+                "QEMU does not check the queue count against its device and aborts (a crash)",
+            )
+        device, own_device = loaded.get("device") or {}, mine.get("device") or {}
+        for flag, words in (("has_vnet_hdr", "vnet_hdr=on"), ("has_ufo", "TUN_F_UFO support")):
+            if device.get(flag) and not own_device.get(flag, 1):
+                yield f"device/{flag}", f"virtio-net: saved image requires {words}", ""
+        offered = _offered_features(self.idstr, own, destination)
+        if offered is not None:
+            wide = loaded["virtio"].get("virtio/64bit_features")
+            features = wide["guest_features"] if wide is not None else loaded["guest_features"]
+            if features & ~offered:
+                yield "guest_features", f"Features {features:#x} unsupported. Allowed features: {offered:#x}", ""
+
+    def finding(self, error: DecodeError) -> str:
+        """What QEMU itself does on a section our load refuses, when it does worse than refuse."""
+        if error.path.endswith("/config") and isinstance(error, TruncatedInput) and "of " in str(error):
+            return "QEMU 7.2 spins skipping config bytes past the end of the stream (a hang)"
+        return ""
+
+
+def _offered_features(idstr: str, own: Record, destination: Any) -> int | None:
+    """The features the destination's virtio-net-pci offers, from its release and
+    machine type (docs/qemu-releases.md §3); None when they are not known."""
+    release = getattr(destination, "release", None)
+    machine = getattr(destination, "machine", "")
+    if release is None or virtio_specific.kind_of(idstr) != virtio_specific.NET or own.layout[:1] != (0,):
+        return None
+    try:
+        if machines.release_version(release) is None or not machines.knows(release, machine):
+            return None
+    except UsageError:
+        return None  # not a versioned machine type
+    return machine_compat(release, machine).host_features
+
 
 #: A captured section's description -> the part before the device's own state, and the subsections.
 _SPLITS: dict[int, tuple[Description, Description, Description]] = {}
 
 
 def _head_and_subsections(full: Description) -> tuple[Description, Description]:
-    """The same two description objects for one (cached) full description, so
-    their compiled codecs are built once."""
+    """The part before the device's own state (transport, generic part) and the
+    subsections, as the same two description objects for one (cached) full
+    description, so their compiled codecs are built once."""
     split = _SPLITS.get(id(full))
     if split is None or split[0] is not full:
         subsections = full.fields[-1].type

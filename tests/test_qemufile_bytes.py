@@ -135,7 +135,12 @@ def test_v2_written_at_stream_version_1_is_the_v1_stream() -> None:
 @pytest.mark.parametrize("version", [0, 3, 2**32 - 1], ids=["below-minimum", "above-current", "uint32-max"])
 def test_a_stream_version_outside_the_accepted_range_is_refused(pairing: str, version: int) -> None:
     encoded = encode(pairing, DEVICE_V2, STATE_V2)
-    with pytest.raises(LoadRefused, match=rf"unsupported version {version} for 'dev' v2 \(accepts 1\.\.2\)"):
+    words = (
+        "incoming version_id 0 is too old for local minimum version_id 1 of 'dev'"
+        if version < 1
+        else (f"unsupported version {version} for 'dev' v2")
+    )
+    with pytest.raises(LoadRefused, match=rf"{words} \(accepts 1\.\.2\)"):
         decode(pairing, DEVICE_V2, encoded, version=version)
 
 

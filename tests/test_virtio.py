@@ -290,11 +290,11 @@ def test_a_scaled_release_is_the_release_with_a_smaller_queue_maximum(index: int
 @pytest.mark.parametrize(
     ("capture", "idstr", "layout"),
     [
-        ("pc-virtio-net", "0000:00:02.0/virtio-net", (0, 4, 545)),
-        ("microvm-virtio-net", "virtio-mmio@00000000feb02e00/virtio-net", (1, 0, 545)),
-        ("pc-virtio-blk", "0000:00:02.0/virtio-blk", (0, 2, 1)),
-        ("pc-virtio-net-novectors", "0000:00:02.0/virtio-net", (0, 0, 545)),
-        ("pc-virtio-net-5vectors", "0000:00:02.0/virtio-net", (0, 5, 545)),
+        ("pc-virtio-net", "0000:00:02.0/virtio-net", (0, 4, 1, 0)),
+        ("microvm-virtio-net", "virtio-mmio@00000000feb02e00/virtio-net", (1, 0, 1, 0)),
+        ("pc-virtio-blk", "0000:00:02.0/virtio-blk", (0, 2, 2, 0)),
+        ("pc-virtio-net-novectors", "0000:00:02.0/virtio-net", (0, 0, 1, 0)),
+        ("pc-virtio-net-5vectors", "0000:00:02.0/virtio-net", (0, 5, 1, 0)),
     ],
 )
 def test_real_capture_virtio_section_decodes_and_reencodes(capture: str, idstr: str, layout: tuple[int, ...]) -> None:

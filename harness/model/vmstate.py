@@ -401,18 +401,24 @@ def walk(
     accept_newer = visitor.is_input and visitor.self_describing and description.accept_unknown
     if (version > description.version_id and not accept_newer) or version < description.minimum_version_id:
         offset, path = visitor.where()
-        raise LoadRefused(
-            f"unsupported version {version} for '{description.name}' "
-            f"v{description.version_id} (accepts {description.minimum_version_id}..{description.version_id})",
-            offset=offset,
-            path=path,
-        )
+        raise LoadRefused(version_refusal(description.name, version, description), offset=offset, path=path)
     visitor.start_struct(description.name if name is None else name)
     out = _walk_fields(visitor, description.fields, state, min(version, description.version_id))
     _walk_subsections(visitor, description, state, out)
     visitor.end_struct(allow_trailing=accept_newer)
     check_loaded(visitor, description, out)
     return out
+
+
+def version_refusal(name: str, version: int, description: Description) -> str:
+    """QEMU's words for a stream version outside what a description accepts."""
+    accepts = f"(accepts {description.minimum_version_id}..{description.version_id})"
+    if version < description.minimum_version_id:
+        return (
+            f"incoming version_id {version} is too old for local minimum version_id "
+            f"{description.minimum_version_id} of '{name}' {accepts}"
+        )
+    return f"unsupported version {version} for '{name}' v{description.version_id} {accepts}"
 
 
 def check_loaded(visitor: Visitor, description: Description, state: State) -> None:
@@ -436,6 +442,8 @@ def _walk_subsections(visitor: Visitor, description: Description, state: Mapping
         name = visitor.visit_str("name", sub.name if sub else "")
         known = description.subsection(name)
         sent_version = visitor.visit_uint32("version_id", sub.description.version_id if sub else 0)
+        if visitor.qemu_load_rules:
+            sent_version &= 0xFF
         critical = True
         if visitor.self_describing:
             critical = visitor.visit_bool("critical", sub.critical if sub else True)

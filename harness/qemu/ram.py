@@ -15,7 +15,7 @@ default migration and are refused by name.
 
 from __future__ import annotations
 
-from migcompat.errors import LimitExceeded, MalformedInput, TruncatedInput
+from migcompat.errors import LimitExceeded, LoadRefused, MalformedInput, TruncatedInput
 from migcompat.limits import MAX_ELEMENTS
 
 FLAG_ZERO = 0x02
@@ -33,8 +33,64 @@ def _need(data: bytes, position: int, size: int, what: str) -> None:
         raise TruncatedInput(f"input ends inside {what}", offset=position, path="ram")
 
 
-def ram_record_end(data: bytes, position: int, *, page_size: int = PAGE_SIZE) -> int:
-    """Offset just after the ram record body starting at ``position``."""
+class RamBlocks:
+    """The RAM blocks a destination has, checked as QEMU's ``ram_load`` checks an incoming record.
+
+    QEMU refuses a block it does not have ("Unknown ramblock"), a block whose
+    length differs from its own (unless the block is resizable, which the
+    stream does not say: such blocks are the firmware tables, ``/rom@etc/...``),
+    a page naming a block it does not have, or one outside its block.
+    """
+
+    def __init__(self, lengths: dict[str, int]) -> None:
+        self.lengths = lengths
+        self.current: str | None = None
+
+    def announce(self, name: str, length: int, offset: int) -> None:
+        if name not in self.lengths:
+            raise LoadRefused(f'Unknown ramblock "{name}", cannot accept migration', offset=offset, path="ram")
+        local = self.lengths[name]
+        if length != local and not name.startswith(RESIZABLE_PREFIX):
+            raise LoadRefused(f"Length mismatch: {name}: 0x{length:x} in != 0x{local:x}", offset=offset, path="ram")
+
+    def page(self, name: str | None, address: int, offset: int) -> None:
+        if name is not None:
+            if name not in self.lengths:
+                raise LoadRefused(f"Can't find block {name}", offset=offset, path="ram")
+            self.current = name
+        if self.current is None:
+            raise LoadRefused("Ack, bad migration stream! (a page continues no block)", offset=offset, path="ram")
+        if address >= self.lengths[self.current]:
+            raise LoadRefused(f"Illegal RAM offset 0x{address:x} in block {self.current}", offset=offset, path="ram")
+
+
+#: Blocks QEMU may resize on load (fw_cfg's ACPI blobs): their length may differ.
+RESIZABLE_PREFIX = "/rom@etc/"
+
+
+def ram_blocks(body: bytes) -> dict[str, int]:
+    """Block name -> length from the block list at the start of a ram START record's body."""
+    blocks: dict[str, int] = {}
+    if len(body) < 8:
+        return blocks
+    word = int.from_bytes(body[:8], "big")
+    if not word & FLAG_MEM_SIZE:
+        return blocks
+    position, remaining = 8, word & ~_FLAG_MASK
+    while remaining > 0 and position < len(body):
+        size = body[position]
+        name = body[position + 1 : position + 1 + size].decode("utf-8", "replace")
+        position += 1 + size
+        length = int.from_bytes(body[position : position + 8], "big")
+        position += 8
+        blocks[name] = length
+        remaining -= min(length, remaining)
+    return blocks
+
+
+def ram_record_end(data: bytes, position: int, *, page_size: int = PAGE_SIZE, check: RamBlocks | None = None) -> int:
+    """Offset just after the ram record body starting at ``position``; with
+    ``check``, each block and page is also checked against a destination's blocks."""
     items = 0
     while True:
         items += 1
@@ -55,16 +111,24 @@ def ram_record_end(data: bytes, position: int, *, page_size: int = PAGE_SIZE) ->
                 _need(data, position, 1, "a ram block name")
                 size = data[position]
                 _need(data, position, 1 + size + 8, "a ram block entry")
+                name = data[position + 1 : position + 1 + size]
                 position += 1 + size
                 length = int.from_bytes(data[position : position + 8], "big")
                 position += 8
+                if check is not None:
+                    check.announce(name.decode("utf-8", "replace"), length, start)
                 if length > remaining:
                     raise MalformedInput("ram block lengths exceed the announced total", offset=start, path="ram")
                 remaining -= length
             continue
+        block: str | None = None
         if not flags & FLAG_CONTINUE:
             _need(data, position, 1, "a ram block name")
+            _need(data, position, 1 + data[position], "a ram block name")
+            block = data[position + 1 : position + 1 + data[position]].decode("utf-8", "replace")
             position += 1 + data[position]
+        if check is not None and flags & (FLAG_ZERO | FLAG_PAGE):
+            check.page(block, word & ~(page_size - 1), start)
         if flags & FLAG_ZERO:
             _need(data, position, 1, "a zero-page fill byte")
             position += 1

@@ -309,10 +309,19 @@ def parse_qemu(data: bytes, resolve: Resolver = no_devices, decode_vmdesc: bool 
         _read_body(reader, record, names, sizes, resolve, descriptions, end_of_sections)
         footer_at = reader.position
         if reader.u8() != FOOTER:
-            raise MalformedInput(f"missing section footer for {record.label}", offset=footer_at, path=record.label)
-        if reader.be32() != record.section_id:
             raise MalformedInput(
-                f"mismatched section id in footer for {record.label}", offset=footer_at + 1, path=record.label
+                f"missing section footer for {record.label} (byte 0x{data[footer_at]:02x} where the footer 0x7e "
+                "must follow the section's fields)",
+                offset=footer_at,
+                path=record.label,
+            )
+        footer_id = reader.be32()
+        if footer_id != record.section_id:
+            raise MalformedInput(
+                f"mismatched section id in footer for {record.label}: the footer names section {footer_id}, "
+                f"the section is {record.section_id}",
+                offset=footer_at + 1,
+                path=record.label,
             )
         if record.state is None:
             record.raw = data[body_start:footer_at]
@@ -392,6 +401,13 @@ def _read_body(
         if size is not None:
             reader.need(size)
             return
+    if descriptions.offset is None and not reader.data.endswith(bytes((EOF_MARKER,))):
+        raise TruncatedInput(
+            f"input ends at byte {len(reader.data)} with neither the end-of-stream marker nor the vmdesc trailer: "
+            f"the stream is cut short, and section '{record.label}' cannot be sized without the trailer",
+            offset=len(reader.data),
+            path="stream",
+        )
     raise MalformedInput(
         f"cannot find the end of {SECTION_NAMES[record.kind]} section '{record.label}': "
         f"no device model and no vmdesc entry for it{'; ' + descriptions.problem if descriptions.problem else ''}",

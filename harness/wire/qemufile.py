@@ -132,6 +132,8 @@ class QemuFileInputVisitor(PathTracker, Visitor):
 
     is_input = True
     self_describing = False
+    #: Most elements a counted list may announce.
+    count_limit = MAX_ELEMENTS
 
     def __init__(self, data: bytes, offset: int = 0, *, end: int | None = None) -> None:
         super().__init__()
@@ -183,7 +185,7 @@ class QemuFileInputVisitor(PathTracker, Visitor):
     def start_list(self, name: str, framing: Framing, count: int) -> int:
         if framing.kind is ListFraming.COUNT:
             count = self.visit_integer(_COUNT_KIND[framing.count_bits], name, 0)
-            if count > MAX_ELEMENTS:
+            if count > self.count_limit:
                 raise self._fail(LimitExceeded, f"count {count} exceeds the {MAX_ELEMENTS}-element limit", name)
         elif framing.kind is ListFraming.SENTINEL:
             count = -1
@@ -266,3 +268,20 @@ class QemuFileInputVisitor(PathTracker, Visitor):
     def visit_buffer(self, name: str, value: bytes, size: int) -> bytes:
         start = self._take(size, name)
         return self._data[start : start + size]
+
+
+class QemuLoadVisitor(QemuFileInputVisitor):
+    """Reads legacy bytes as QEMU's loader does, for predicting what QEMU will do
+    with a stream: any non-zero bool byte is true (``get_bool``), and a
+    subsection's version keeps its low byte. Such a read need not re-encode to
+    the same bytes, which is why the byte-exact reader refuses them."""
+
+    qemu_load_rules = True
+    #: QEMU reads a counted list's count and checks it against its own maximum
+    #: (virtio's VIRTIO_QUEUE_MAX) before any element: the description's
+    #: ``max_length`` refuses it in QEMU's words. Every element of a counted list
+    #: reads bytes, so a long list ends at the end of the input.
+    count_limit = 2**32
+
+    def visit_bool(self, name: str, value: bool) -> bool:
+        return self._data[self._take(1, name)] != 0

@@ -65,6 +65,9 @@ class Visitor(abc.ABC):
     #: True when the format carries names and types, so mismatches are detected
     #: and unknown trailing data can be skipped.
     self_describing: bool = False
+    #: True when reading as QEMU's loader reads, not byte-exactly: a subsection's
+    #: version keeps its low byte (QEMU reads it into a uint8_t).
+    qemu_load_rules: bool = False
 
     def where(self) -> tuple[int | None, str]:
         """Byte offset (None where the format has none) and field path, for errors."""
