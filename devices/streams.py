@@ -9,10 +9,11 @@ and the public API.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from migcompat.devices import resolve_section
-from migcompat.qemu import stream
+from migcompat.qemu import destination, incoming, stream
 from migcompat.qemu.stream import MigrationStream
 
 
@@ -39,4 +40,16 @@ def convert_stream(data: bytes, to: Literal["qemu", "ber"]) -> bytes:
     return stream.encode_ber(decoded, resolve_section)
 
 
-__all__ = ["convert_stream", "inspect_stream"]
+def read_destination(capture: Path, dump: Path | None = None, release: str | None = None) -> destination.Destination:
+    """The receiving side a capture of its configuration (and its ``-dump-vmstate``) describes."""
+    return destination.read(capture, resolve_section, dump, release)
+
+
+def check_stream(data: bytes, against: destination.Destination) -> incoming.LoadVerdict:
+    """What the destination will do with a stream (a BER stream is checked in its QEMU form)."""
+    if stream.detect_format(data) == "ber":
+        data = convert_stream(data, "qemu")
+    return incoming.load(data, against, resolve_section)
+
+
+__all__ = ["check_stream", "convert_stream", "inspect_stream", "read_destination"]

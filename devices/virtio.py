@@ -630,6 +630,15 @@ class CapturedSectionCodec:
                 f"{len(loaded['queues'])} virtqueues, the device has {len(mine['queues'])}",
                 "QEMU does not check the queue count against its device and aborts (a crash)",
             )
+        if virtio_specific.kind_of(self.idstr) == virtio_specific.NET:
+            for index, (queue, its) in enumerate(zip(loaded["queues"], mine.get("queues", ()), strict=False)):
+                if queue["num"] == 0 and its["num"] != 0:
+                    yield (
+                        f"queues[{index}]/num",
+                        f"virtqueue {index} has ring size 0, the device's has {its['num']}",
+                        "QEMU 7.2 aborts: virtio_net_change_num_queues: Assertion `old_num_queues >= 3' failed",
+                    )
+                    break
         device, own_device = loaded.get("device") or {}, mine.get("device") or {}
         for flag, words in (("has_vnet_hdr", "vnet_hdr=on"), ("has_ufo", "TUN_F_UFO support")):
             if device.get(flag) and not own_device.get(flag, 1):

@@ -21,7 +21,7 @@ from typing import Any, Literal, cast
 
 import click
 
-from migcompat.devices.streams import convert_stream, inspect_stream
+from migcompat.devices.streams import check_stream, convert_stream, inspect_stream, read_destination
 from migcompat.errors import MigcompatError, UsageError
 from migcompat.qemu import render
 
@@ -102,6 +102,46 @@ def inspect(file: str, fmt: str, as_json: bool, no_vmdesc: bool) -> None:
         click.echo(render.stream_text(fmt, decoded, len(data)))
         if no_vmdesc and fmt == "qemu":
             click.echo("(--no-vmdesc: sections without a device model are opaque, sized by the vmdesc trailer)")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option(
+    "--against",
+    "against",
+    type=click.Path(dir_okay=False),
+    required=True,
+    help="A stream the destination saved in the destination configuration (migcompat qemu capture).",
+)
+@click.option(
+    "--dump",
+    "dump",
+    type=click.Path(dir_okay=False),
+    help="The destination release's -dump-vmstate: minimum versions, field versions, every subsection it knows.",
+)
+@click.option("--release", "release", help="The destination's QEMU release (qemu-7.2): the virtio features it offers.")
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
+def check(file: str, against: str, dump: str | None, release: str | None, as_json: bool) -> None:
+    """Say what a destination QEMU will do with a stream, without running it.
+
+    The stream is read the way QEMU's loader reads it, with the destination's
+    devices: each section loads or is refused (in QEMU's words), and a section
+    after a refusal is not read. Exit 0 when the destination loads the stream,
+    1 when it refuses it (or migcompat cannot tell offline, with the reason),
+    2 for bad input.
+    """
+    data = _read(file)
+    try:
+        destination = read_destination(Path(against), Path(dump) if dump else None, release)
+        verdict = check_stream(data, destination)
+    except MigcompatError as error:
+        _fail(str(error))
+        return
+    if as_json:
+        click.echo(json.dumps({"stream": file, "against": against, **verdict.as_json()}, indent=2))
+    else:
+        click.echo(render.check_text(file, verdict, destination))
+    sys.exit(EXIT_OK if verdict.loads else EXIT_INCOMPATIBLE)
 
 
 @cli.command()

@@ -37,8 +37,8 @@ class RamBlocks:
     """The RAM blocks a destination has, checked as QEMU's ``ram_load`` checks an incoming record.
 
     QEMU refuses a block it does not have ("Unknown ramblock"), a block whose
-    length differs from its own (unless the block is resizable, which the
-    stream does not say: such blocks are the firmware tables, ``/rom@etc/...``),
+    length differs from its own (unless the block is resizable, up to its
+    maximum: :data:`RESIZABLE_MAX`),
     a page naming a block it does not have, or one outside its block.
     """
 
@@ -50,8 +50,13 @@ class RamBlocks:
         if name not in self.lengths:
             raise LoadRefused(f'Unknown ramblock "{name}", cannot accept migration', offset=offset, path="ram")
         local = self.lengths[name]
-        if length != local and not name.startswith(RESIZABLE_PREFIX):
+        if length == local:
+            return
+        maximum = RESIZABLE_MAX.get(name)
+        if maximum is None:
             raise LoadRefused(f"Length mismatch: {name}: 0x{length:x} in != 0x{local:x}", offset=offset, path="ram")
+        if length > maximum:
+            raise LoadRefused(f"Size too large: {name}: 0x{length:x} > 0x{maximum:x}", offset=offset, path="ram")
 
     def page(self, name: str | None, address: int, offset: int) -> None:
         if name is not None:
@@ -64,8 +69,9 @@ class RamBlocks:
             raise LoadRefused(f"Illegal RAM offset 0x{address:x} in block {self.current}", offset=offset, path="ram")
 
 
-#: Blocks QEMU may resize on load (fw_cfg's ACPI blobs): their length may differ.
-RESIZABLE_PREFIX = "/rom@etc/"
+#: Blocks QEMU resizes on load, and their largest size (fw_cfg's ACPI blobs on
+#: pc and q35, hw/acpi/utils.c ``acpi_add_rom_blob``): a length up to it is taken.
+RESIZABLE_MAX = {"/rom@etc/acpi/tables": 0x200000, "/rom@etc/table-loader": 0x10000, "/rom@etc/acpi/rsdp": 0x1000}
 
 
 def ram_blocks(body: bytes) -> dict[str, int]:

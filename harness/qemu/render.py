@@ -1,4 +1,4 @@
-"""Plain-text and JSON views of decoded streams, for ``migcompat inspect``.
+"""Plain-text and JSON views of decoded streams and of a destination's load, for ``inspect`` and ``check``.
 
 Why: a person debugging a migration wants to see each section and each field
 by name (from a device model of ours, or from the description QEMU wrote in
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from migcompat.qemu.destination import Destination
+from migcompat.qemu.incoming import UNJUDGED, LoadVerdict
 from migcompat.qemu.stream import COMMAND, RECORD_NAMES, MigrationStream
 
 _MAX_BYTES_SHOWN = 32
@@ -104,3 +106,35 @@ def stream_text(fmt: str, stream: MigrationStream, size: int) -> str:
     if stream.vmdesc is not None:
         lines.append(f"  vmdesc trailer: {len(stream.vmdesc)} bytes of JSON")
     return "\n".join(lines)
+
+
+def check_text(stream_name: str, verdict: LoadVerdict, destination: Destination) -> str:
+    """``migcompat check``: the destination's load, section by section, and the verdict."""
+    given = [f"machine type {destination.machine}"]
+    given.append(f"dump {destination.dump_label}" if destination.dump_label else "no -dump-vmstate")
+    given.append(f"release {destination.release}" if destination.release else "release not given")
+    lines = [f"{stream_name} into the destination of {destination.label} ({', '.join(given)})"]
+    labels = [_instance_label(section.label, section.instance_id) for section in verdict.sections]
+    width = max((len(label) for label in labels), default=0)
+    for section, label in zip(verdict.sections, labels, strict=True):
+        line = f"  {label.ljust(width)}  {section.verdict}"
+        if section.reason:
+            where = f" (at {section.path}, byte offset {section.offset})" if section.offset is not None else ""
+            line += f": {section.reason}{where}"
+        lines.append(line)
+        if section.finding:
+            lines.append(f"  {' ' * width}  QEMU itself: {section.finding}")
+    if verdict.ignored:
+        lines.append(f"  after the end-of-stream byte: {verdict.ignored}, read and ignored by QEMU")
+    refusal = verdict.refusal
+    if refusal is None:
+        lines.append("verdict: loads")
+    elif refusal.verdict == UNJUDGED:
+        lines.append(f"verdict: cannot tell offline, at {refusal.label}: {refusal.reason}")
+    else:
+        lines.append(f"verdict: refused at {refusal.label}; nothing after it is read")
+    return "\n".join(lines)
+
+
+def _instance_label(label: str, instance_id: int | None) -> str:
+    return f"{label} #{instance_id}" if instance_id else label

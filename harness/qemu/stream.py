@@ -189,6 +189,9 @@ class Record:
     decoded_by: str | None = None
     #: A COMMAND record's command number (:data:`COMMANDS`); its payload is :attr:`raw`.
     command: int = 0
+    #: Where a parsed QEMU stream holds the record: its type byte, its body and
+    #: its footer (None when not read from QEMU's bytes).
+    span: tuple[int, int, int] | None = field(default=None, compare=False)
 
     @property
     def label(self) -> str:
@@ -325,6 +328,7 @@ def parse_qemu(data: bytes, resolve: Resolver = no_devices, decode_vmdesc: bool 
             )
         if record.state is None:
             record.raw = data[body_start:footer_at]
+        record.span = (kind_offset, body_start, footer_at)
         stream.records.append(record)
     if trailer is not None and described is not None and reader.position == trailer:
         stream.vmdesc = data[trailer + 5 :]
