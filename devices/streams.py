@@ -40,9 +40,12 @@ def convert_stream(data: bytes, to: Literal["qemu", "ber"]) -> bytes:
     return stream.encode_ber(decoded, resolve_section)
 
 
-def read_destination(capture: Path, dump: Path | None = None, release: str | None = None) -> destination.Destination:
-    """The receiving side a capture of its configuration (and its ``-dump-vmstate``) describes."""
-    return destination.read(capture, resolve_section, dump, release)
+def read_destination(
+    capture: Path, dump: Path | None = None, release: str | None = None, minimums: Path | None = None
+) -> destination.Destination:
+    """The receiving side a capture of its configuration (its ``-dump-vmstate``, its
+    minimum-versions table) describes."""
+    return destination.read(capture, resolve_section, dump, release, minimums)
 
 
 def check_stream(data: bytes, against: destination.Destination) -> incoming.LoadVerdict:

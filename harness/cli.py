@@ -119,9 +119,15 @@ def inspect(file: str, fmt: str, as_json: bool, no_vmdesc: bool) -> None:
     type=click.Path(dir_okay=False),
     help="The destination release's -dump-vmstate: minimum versions, field versions, every subsection it knows.",
 )
-@click.option("--release", "release", help="The destination's QEMU release (qemu-7.2): the virtio features it offers.")
+@click.option(
+    "--minimums",
+    "minimums",
+    type=click.Path(dir_okay=False),
+    help="The destination release's minimum-versions table (migcompat qemu minimums), for sections the dump lacks.",
+)
+@click.option("--release", "release", help="The destination's QEMU release (7.2): the virtio features it offers.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
-def check(file: str, against: str, dump: str | None, release: str | None, as_json: bool) -> None:
+def check(file: str, against: str, dump: str | None, minimums: str | None, release: str | None, as_json: bool) -> None:
     """Say what a destination QEMU will do with a stream, without running it.
 
     The stream is read the way QEMU's loader reads it, with the destination's
@@ -132,7 +138,9 @@ def check(file: str, against: str, dump: str | None, release: str | None, as_jso
     """
     data = _read(file)
     try:
-        destination = read_destination(Path(against), Path(dump) if dump else None, release)
+        destination = read_destination(
+            Path(against), Path(dump) if dump else None, release, Path(minimums) if minimums else None
+        )
         verdict = check_stream(data, destination)
     except MigcompatError as error:
         _fail(str(error))
@@ -970,6 +978,98 @@ def qemu_dump_vmstate(out: str, machine: str, release: str) -> None:
     except OSError as error:
         _fail(f"cannot write {out}: {error.strerror}")
     click.echo(f"wrote {len(data)} bytes (-dump-vmstate, machine {machine}, QEMU {release}) to {out}")
+
+
+@qemu_group.command("minimums")
+@click.argument("out", type=click.Path(dir_okay=False, writable=True))
+@click.option(
+    "--config",
+    "configs",
+    multiple=True,
+    default=("pc-virtio-net", "q35-virtio-net", "microvm-virtio-net", "pc-virtio-blk"),
+    show_default=True,
+    help="Machine configs whose sections are probed (repeatable).",
+)
+@_RELEASE
+@_TIMEOUT
+def qemu_minimums(out: str, configs: tuple[str, ...], release: str, timeout: float) -> None:
+    """Ask a QEMU release the minimum version of every section it writes; write the table to OUT.
+
+    One load per section: the section at version 0, and QEMU's answer "incoming
+    version_id 0 is too old for local minimum version_id N". migcompat check
+    reads the table (--minimums) for the sections -dump-vmstate does not list.
+    """
+    from migcompat.qemu import minimums
+
+    for name in configs:
+        _peer_config(name)
+    table = _peer_call(lambda: minimums.probe(release, configs, timeout=timeout))
+    try:
+        minimums.write(Path(out), release, table)
+    except OSError as error:
+        _fail(f"cannot write {out}: {error.strerror}")
+    click.echo(f"wrote the minimum versions of {len(table)} sections (QEMU {release}) to {out}")
+
+
+@qemu_group.command("agree")
+@click.option(
+    "--release",
+    "release_names",
+    multiple=True,
+    help="A QEMU release whose committed captures are mutated (repeatable; default: every installed one).",
+)
+@click.option("--mutants", "count", type=click.IntRange(min=1), default=2000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--jobs", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--corpora", default="corpora", show_default=True, type=click.Path(file_okay=False))
+@click.option("--keep", "keep_dir", type=click.Path(file_okay=False), help="Write each disagreement as a case here.")
+@click.option("--json", "as_json", is_flag=True, help="Print every outcome as JSON.")
+@click.option("--timeout", type=click.FloatRange(min=1.0), default=8.0, show_default=True)
+def qemu_agree(
+    release_names: tuple[str, ...],
+    count: int,
+    seed: int,
+    jobs: int,
+    corpora: str,
+    keep_dir: str | None,
+    as_json: bool,
+    timeout: float,
+) -> None:
+    """Mutate the committed captures; load each mutant into real QEMU and into migcompat check; count agreement.
+
+    Exit 0 when every verdict agrees, 1 when one does not (each is listed), 2 when QEMU cannot run.
+    """
+    from migcompat.compat import agree
+    from migcompat.qemu import peer
+
+    names = list(release_names) or [name for name in ("5.2", "7.2", "10.0") if peer.installed(name)]
+    if not names:
+        _fail("no QEMU release is installed (migcompat qemu install)")
+    campaign = _peer_call(
+        lambda: agree.run(Path(corpora), names, count, seed=seed, jobs=jobs, timeout=timeout, progress=_progress_line)
+    )
+    if as_json:
+        click.echo(json.dumps([agree.case_json(outcome) for outcome in campaign.outcomes], indent=1))
+    else:
+        for line in agree.summary(campaign):
+            click.echo(line)
+        for outcome in campaign.disagreements:
+            click.echo(f"  {outcome.label}: {outcome.mutant.base.name} {outcome.mutant.kind} {outcome.mutant.what}")
+            click.echo(f"    QEMU {outcome.qemu}: {_one_line(outcome.qemu_message)}")
+            click.echo(f"    migcompat {outcome.ours}: {outcome.our_reason}")
+    if keep_dir is not None:
+        written = agree.keep(campaign, Path(keep_dir))
+        click.echo(f"kept {len(written)} cases in {keep_dir}")
+    sys.exit(EXIT_OK if not campaign.disagreements else EXIT_INCOMPATIBLE)
+
+
+def _one_line(message: str) -> str:
+    return " | ".join(line.removeprefix("qemu-system-x86_64: ") for line in message.splitlines() if line.strip())
+
+
+def _progress_line(line: str) -> None:
+    if sys.stderr.isatty():
+        click.echo(line, err=True)
 
 
 def main() -> None:

@@ -40,6 +40,8 @@ CLASSES: dict[str, int] = {"byte": 40, "truncate": 12, "header": 18, "footer": 8
 #: QEMU's verdicts.
 ACCEPTED, REJECTED, CRASHED, HUNG = "accepted", "rejected", "crashed", "hung"
 REGRESSIONS = "qemu_agree"
+#: The minimum-versions table beside a release's captures (migcompat qemu minimums).
+MINIMUMS = "minimum-versions.json"
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class Base:
     machine: str | None
     path: Path
     dump: Path | None
+    minimums: Path | None = None
 
     @property
     def name(self) -> str:
@@ -110,17 +113,27 @@ class Campaign:
 
 
 def bases(root: Path, release_names: Sequence[str]) -> list[Base]:
-    """Every committed capture of the given releases whose configuration migcompat can run."""
+    """Every committed capture of the given releases whose configuration migcompat can run, with the
+    release's -dump-vmstate (one per binary: its device classes are every machine's) and minimum versions."""
     found: list[Base] = []
     for release in release_names:
         folder = root / f"qemu-{release}"
         dump = folder / "vmstate-pc.json"
+        table = folder / MINIMUMS
         for path in sorted(folder.glob("*.bin")):
             config, _, machine = path.stem.partition("@")
             if config not in peer.CONFIGS:
                 continue
-            pc = peer.CONFIGS[config].transport == "pci"
-            found.append(Base(release, config, machine or None, path, dump if pc and dump.is_file() else None))
+            found.append(
+                Base(
+                    release,
+                    config,
+                    machine or None,
+                    path,
+                    dump if dump.is_file() else None,
+                    table if table.is_file() else None,
+                )
+            )
     return found
 
 
@@ -304,7 +317,7 @@ def run(
         }
         planned += mutants(base, per_base, rng, others)
         contexts[base] = (
-            destinations.read(base.path, devices.resolve_section, base.dump, f"qemu-{base.release}"),
+            destinations.read(base.path, devices.resolve_section, base.dump, base.release, base.minimums),
             base.path.read_bytes(),
         )
     campaign = Campaign()
@@ -369,8 +382,15 @@ def load_case(path: Path, root: Path) -> tuple[Mutant, tuple[str, str], dict[str
     release = release_folder.removeprefix("qemu-")
     config = case["config"]
     dump = root / release_folder / "vmstate-pc.json"
-    pc = peer.CONFIGS[config].transport == "pci"
-    base = Base(release, config, case["machine"], root / release_folder / file_name, dump if pc else None)
+    table = root / release_folder / MINIMUMS
+    base = Base(
+        release,
+        config,
+        case["machine"],
+        root / release_folder / file_name,
+        dump if dump.is_file() else None,
+        table if table.is_file() else None,
+    )
     splices = tuple((start, end, bytes.fromhex(replacement)) for start, end, replacement in case["splices"])
     return Mutant(base, case["kind"], case["what"], splices), (case["qemu"]["verdict"], case["qemu"]["message"]), case
 

@@ -15,7 +15,9 @@ running migration:
   vectors and backend flags); its RAM block list gives the blocks and lengths;
 * the release's **``-dump-vmstate``** (optional): each device's minimum version,
   the version every field arrived in, and every subsection the release knows --
-  a capture shows only the subsections its state needed.
+  a capture shows only the subsections its state needed;
+* the release's **minimum-versions table** (optional, :mod:`.minimums`): the
+  minimum version of each section the dump leaves out (``timer``, ``cpu``, ...).
 
 Without the dump, a section at a version other than the destination's and a
 subsection the capture does not show cannot be judged, and the report says so.
@@ -23,6 +25,7 @@ subsection the capture does not show cannot be judged, and the report says so.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,7 +34,7 @@ from typing import Any
 
 from migcompat.errors import DecodeError, UsageError
 from migcompat.model.layout import Layout, Section
-from migcompat.qemu import dump, vmdesc
+from migcompat.qemu import dump, minimums, vmdesc
 from migcompat.qemu.ram import ram_blocks
 from migcompat.qemu.stream import SECTION_FULL, SECTION_START, MigrationStream, Record, Resolver, parse_qemu
 
@@ -49,6 +52,8 @@ class DestinationSection:
     record: Record
     #: From the dump: the device's description (None without a dump, or not in it).
     dumped: Section | None = None
+    #: From the minimum-versions table (:mod:`.minimums`), for a section the dump leaves out.
+    probed_minimum: int | None = None
 
     @property
     def vmsd_name(self) -> str | None:
@@ -57,7 +62,7 @@ class DestinationSection:
 
     @property
     def minimum_version_id(self) -> int | None:
-        return self.dumped.minimum_version_id if self.dumped is not None else None
+        return self.dumped.minimum_version_id if self.dumped is not None else self.probed_minimum
 
     def knows_subsection(self, name: str) -> bool | None:
         """Whether the destination's description of the section (or one nested
@@ -89,13 +94,25 @@ class Destination:
     dump_label: str | None = None
     #: The destination's QEMU release, when given (the virtio features it offers follow from it).
     release: str | None = None
+    #: The minimum-versions table's label, when one was read.
+    minimums_label: str | None = None
 
     def section(self, idstr: str, instance_id: int) -> DestinationSection | None:
         return self.sections.get((idstr, instance_id))
 
 
-def read(capture: Path, resolve: Resolver, dump_path: Path | None = None, release: str | None = None) -> Destination:
-    """Read a destination from its capture (and dump); :class:`UsageError` naming the file when either is unusable."""
+def read(
+    capture: Path,
+    resolve: Resolver,
+    dump_path: Path | None = None,
+    release: str | None = None,
+    minimums_path: Path | None = None,
+) -> Destination:
+    """Read a destination from its capture (and dump, and minimum-versions table);
+    :class:`UsageError` naming the file when one is unusable. ``release`` is a
+    QEMU release (``7.2`` or ``qemu-7.2``)."""
+    if release is not None and release[:1].isdigit():
+        release = f"qemu-{release}"
     try:
         data = capture.read_bytes()
     except OSError as error:
@@ -107,7 +124,14 @@ def read(capture: Path, resolve: Resolver, dump_path: Path | None = None, releas
     if parsed.vmdesc is None:
         raise UsageError(f"the destination capture {capture} has no vmdesc trailer: it cannot describe the sections")
     layout = _dump(dump_path) if dump_path is not None else None
-    return of_stream(str(capture), data, parsed, layout, str(dump_path) if dump_path else None, release)
+    destination = of_stream(str(capture), data, parsed, layout, str(dump_path) if dump_path else None, release)
+    if minimums_path is not None:
+        table = minimums.read(minimums_path)
+        for key, section in destination.sections.items():
+            if section.vmsd_name in table:
+                destination.sections[key] = dataclasses.replace(section, probed_minimum=table[section.vmsd_name])
+        destination.minimums_label = str(minimums_path)
+    return destination
 
 
 def of_stream(

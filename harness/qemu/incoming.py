@@ -424,18 +424,9 @@ def _by_description(cursor: _Cursor, record: Record, own: DestinationSection) ->
         raise _refuse(
             label, _words(error), error.offset, instance=record.instance_id, path=_path(label, error)
         ) from None
-    if label == "kvm-tpr-opt" and (state.get("state") or state.get("rom_state_paddr")):
-        raise _Refusal(
-            SectionVerdict(
-                label,
-                record.instance_id,
-                UNJUDGED,
-                "an active VAPIC: QEMU prepares its ROM from guest memory on load (vapic_post_load), "
-                "which a stream and a dump cannot show",
-                f"{label}/state",
-                cursor.position,
-            )
-        )
+    guessed = _depends_on_guest(label, state)
+    if guessed is not None:
+        raise _Refusal(SectionVerdict(label, record.instance_id, UNJUDGED, guessed[1], f"{label}/{guessed[0]}"))
     own_state = own.record.state or {}
     for path, reason in [*_field_checks(own.entry.get("fields", ()), state, own_state, ""), *_post_load(label, state)]:
         raise _refuse(label, reason, visitor.position, instance=record.instance_id, path=f"{label}/{path}")
@@ -559,3 +550,36 @@ def _post_load(label: str, state: Mapping[str, Any]) -> Iterator[tuple[str, str]
             size = sizes.get(name)
             if isinstance(size, int) and size > RESIZABLE_MAX[block]:
                 yield f"fw_cfg/acpi_mr/{name}", f"Size too large: {block}: 0x{size:x} > 0x{RESIZABLE_MAX[block]:x}"
+
+
+#: AHCI port command bits (hw/ide/ahci_internal.h).
+PORT_CMD_START, PORT_CMD_FIS_RX, PORT_CMD_FIS_ON, PORT_CMD_LIST_ON = 1 << 0, 1 << 4, 1 << 14, 1 << 15
+
+
+def _depends_on_guest(label: str, state: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(field, why) when what QEMU does next with a loaded section depends on what
+    neither the stream's fields nor a dump show: guest memory, or a field QEMU
+    sends when a test function of its own passes."""
+    if label == "kvm-tpr-opt" and (state.get("state") or state.get("rom_state_paddr")):
+        return "state", (
+            "an active VAPIC: QEMU prepares its ROM from guest memory on load (vapic_post_load), "
+            "which a stream and a dump cannot show"
+        )
+    for name, value in state.items():
+        drives = value if isinstance(value, list) else [value]
+        for index, drive in enumerate(drives):
+            if isinstance(drive, Mapping) and drive.get("identify_set") and "identify_data" not in drive:
+                return f"{name}[{index}]/identify_set", (
+                    "a drive with identify_set: QEMU then sends its 512-byte identify_data (a test function of "
+                    "vmstate_ide_drive), which the destination's capture, sent without it, does not lay out"
+                )
+    ahci = state.get("ahci")
+    ports = ahci.get("dev") if isinstance(ahci, Mapping) else None
+    for index, port in enumerate(ports if isinstance(ports, list) else ()):
+        command = port.get("port_regs.cmd", 0) if isinstance(port, Mapping) else 0
+        if command & (PORT_CMD_START | PORT_CMD_FIS_RX | PORT_CMD_FIS_ON | PORT_CMD_LIST_ON):
+            return f"ahci/dev[{index}]/port_regs.cmd", (
+                "an AHCI port with its DMA or FIS engine on: QEMU restarts it from guest memory on load "
+                "(ahci_state_post_load), which a stream and a dump cannot show"
+            )
+    return None
