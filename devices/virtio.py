@@ -94,7 +94,7 @@ REFERENCE_CONFIG_SIZE = 8
 #: The features virtio-net-pci with a user (slirp) netdev offers on QEMU 5.2,
 #: 7.2 and 10.0 (``x-query-virtio-status``: VERSION_1 and the ring and net bits
 #: a backend without a vnet header allows, no offloads), before RING_RESET.
-REFERENCE_HOST_FEATURES = 0x1_79BF_8064
+REFERENCE_HOST_FEATURES = virtio_specific.HOST_FEATURES[virtio_specific.NET]
 #: VIRTIO_F_RING_RESET: the ``queue_reset`` property, on from 7.2, off on the
 #: machine types up to 7.1 (``hw_compat_7_1``).
 RING_RESET = 1 << 40
@@ -662,14 +662,15 @@ def _offered_features(idstr: str, own: Record, destination: Any) -> int | None:
     machine type (docs/qemu-releases.md §3); None when they are not known."""
     release = getattr(destination, "release", None)
     machine = getattr(destination, "machine", "")
-    if release is None or virtio_specific.kind_of(idstr) != virtio_specific.NET or own.layout[:1] != (0,):
+    offered = virtio_specific.HOST_FEATURES.get(virtio_specific.kind_of(idstr) or virtio_specific.NONE)
+    if release is None or offered is None or own.layout[:1] != (0,):
         return None
     try:
         if machines.release_version(release) is None or not machines.knows(release, machine):
             return None
     except UsageError:
         return None  # not a versioned machine type
-    return machine_compat(release, machine).host_features
+    return offered | (machine_compat(release, machine).host_features & RING_RESET)
 
 
 #: A captured section's description -> the part before the device's own state, and the subsections.

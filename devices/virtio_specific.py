@@ -58,6 +58,13 @@ RSS_KEY = 40
 
 #: Layout codes of the device part (the third layout number of a captured section).
 NONE, NET, BLK = 0, 1, 2
+
+#: The features each device offers over virtio-pci on QEMU 5.2, 7.2 and 10.0 before
+#: VIRTIO_F_RING_RESET (offered from 7.2 on a 7.2-or-newer machine type), as the
+#: releases state them ("Allowed features", and ``x-query-virtio-status``):
+#: virtio-net with a ``-netdev user`` backend, virtio-blk with a raw image.
+HOST_FEATURES = {NET: 0x1_79BF_8064, BLK: 0x1_7900_6E54}
+
 _KINDS = {"virtio-net": NET, "virtio-blk": BLK}
 
 

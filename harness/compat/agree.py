@@ -36,7 +36,17 @@ from migcompat.qemu.incoming import LOADED, REFUSED, UNJUDGED
 from migcompat.qemu.stream import FOOTER, SECTION_FULL, parse_qemu
 
 #: Mutation classes and their share of a campaign.
-CLASSES: dict[str, int] = {"byte": 40, "truncate": 12, "header": 18, "footer": 8, "swap": 10, "cross": 12}
+CLASSES: dict[str, int] = {
+    "byte": 30,
+    "model": 20,
+    "truncate": 10,
+    "header": 16,
+    "footer": 6,
+    "swap": 8,
+    "cross": 10,
+}
+#: Sections whose every field a device model of ours reads ("model" mutants change a byte of one).
+_MODELLED = ("slirp", "virtio-net", "virtio-blk")
 #: QEMU's verdicts.
 ACCEPTED, REJECTED, CRASHED, HUNG = "accepted", "rejected", "crashed", "hung"
 REGRESSIONS = "qemu_agree"
@@ -153,6 +163,7 @@ def mutants(base: Base, count: int, rng: random.Random, others: dict[str, bytes]
     sections = _full_sections(data)
     makers: dict[str, Callable[[], Mutant | None]] = {
         "byte": lambda: _byte(base, data, sections, rng),
+        "model": lambda: _byte(base, data, [s for s in sections if s[0].endswith(_MODELLED)], rng, "model"),
         "truncate": lambda: _truncate(base, data, sections, rng),
         "header": lambda: _header(base, data, sections, rng),
         "footer": lambda: _footer(base, data, sections, rng),
@@ -170,15 +181,22 @@ def mutants(base: Base, count: int, rng: random.Random, others: dict[str, bytes]
     return made
 
 
-def _byte(base: Base, data: bytes, sections: list[tuple[str, int, int, int]], rng: random.Random) -> Mutant:
+def _byte(
+    base: Base, data: bytes, sections: list[tuple[str, int, int, int]], rng: random.Random, kind: str = "byte"
+) -> Mutant | None:
+    if not sections:
+        return None
     idstr, _start, body, footer = rng.choice(sections)
-    offset = rng.randrange(body, footer)
+    # A model's checks are in a section's head (transport, generic part, the device's own state):
+    # half the "model" changes land in its first 700 bytes, not in the long per-queue arrays.
+    head = kind == "model" and rng.random() < 0.5
+    offset = rng.randrange(body, min(footer, body + 700) if head else footer)
     old = data[offset]
     new = rng.choice([0, 1, 0xFF, old ^ 1, (old + 1) & 0xFF, old ^ 0x80, rng.randrange(256)])
     if new == old:
         new = old ^ 0xFF
     return Mutant(
-        base, "byte", f"{idstr}+{offset - body}: {old:02x} -> {new:02x}", ((offset, offset + 1, bytes((new,))),)
+        base, kind, f"{idstr}+{offset - body}: {old:02x} -> {new:02x}", ((offset, offset + 1, bytes((new,))),)
     )
 
 

@@ -576,10 +576,19 @@ def _depends_on_guest(label: str, state: Mapping[str, Any]) -> tuple[str, str] |
     ahci = state.get("ahci")
     ports = ahci.get("dev") if isinstance(ahci, Mapping) else None
     for index, port in enumerate(ports if isinstance(ports, list) else ()):
-        command = port.get("port_regs.cmd", 0) if isinstance(port, Mapping) else 0
+        if not isinstance(port, Mapping):
+            continue
+        command = port.get("port_regs.cmd", 0)
         if command & (PORT_CMD_START | PORT_CMD_FIS_RX | PORT_CMD_FIS_ON | PORT_CMD_LIST_ON):
             return f"ahci/dev[{index}]/port_regs.cmd", (
                 "an AHCI port with its DMA or FIS engine on: QEMU restarts it from guest memory on load "
                 "(ahci_state_post_load), which a stream and a dump cannot show"
             )
+        queued = port.get("ncq_tfs")
+        for slot, transfer in enumerate(queued if isinstance(queued, list) else ()):
+            if isinstance(transfer, Mapping) and transfer.get("used"):
+                return f"ahci/dev[{index}]/ncq_tfs[{slot}]/used", (
+                    "an AHCI port with a queued NCQ transfer: QEMU rebuilds it from the guest's command list "
+                    "in guest memory on load (ahci_state_post_load), which a stream and a dump cannot show"
+                )
     return None

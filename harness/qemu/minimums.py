@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from migcompat.errors import UsageError
-from migcompat.qemu import peer, vmdesc
+from migcompat.qemu import vmdesc
 from migcompat.qemu.stream import SECTION_FULL, parse_qemu
 
 _TOO_OLD = re.compile(
@@ -37,6 +37,8 @@ def probe(
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, int]:
     """vmsd name -> minimum version, for every VMState section the configurations' captures carry."""
+    from migcompat.qemu import peer  # QMP: only where QEMU runs (the table itself is read without it)
+
     found: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="migcompat-minimums-") as scratch:
         for config_name in configs:
