@@ -1025,7 +1025,11 @@ def qemu_minimums(out: str, configs: tuple[str, ...], release: str, timeout: flo
 @click.option("--keep", "keep_dir", type=click.Path(file_okay=False), help="Write each disagreement as a case here.")
 @click.option("--json", "as_json", is_flag=True, help="Print every outcome as JSON.")
 @click.option("--timeout", type=click.FloatRange(min=1.0), default=8.0, show_default=True)
+@click.option(
+    "--pairs", "with_pairs", is_flag=True, help="Also load every committed capture into every other's configuration."
+)
 def qemu_agree(
+    with_pairs: bool,
     release_names: tuple[str, ...],
     count: int,
     seed: int,
@@ -1048,6 +1052,10 @@ def qemu_agree(
     campaign = _peer_call(
         lambda: agree.run(Path(corpora), names, count, seed=seed, jobs=jobs, timeout=timeout, progress=_progress_line)
     )
+    if with_pairs:
+        paired = _peer_call(lambda: agree.pairs(Path(corpora), names, jobs=jobs, timeout=timeout))
+        campaign.outcomes += paired.outcomes
+        campaign.seconds += paired.seconds
     if as_json:
         click.echo(json.dumps([agree.case_json(outcome) for outcome in campaign.outcomes], indent=1))
     else:

@@ -171,3 +171,13 @@ def test_a_sampled_campaign_agrees_with_real_qemu_on_every_release() -> None:
     assert len(campaign.outcomes) >= 100
     wrong = [outcome for outcome in campaign.disagreements if outcome.ours != UNJUDGED]
     assert not wrong, [(o.mutant.base.name, o.mutant.what, o.qemu, o.ours, o.our_reason) for o in wrong]
+
+
+def test_every_capture_against_every_other_configuration_agrees_with_a_real_load() -> None:
+    for release in RELEASES:
+        require_release(release)
+    campaign = agree.pairs(ROOT, RELEASES, jobs=2)
+    assert len(campaign.outcomes) == len(CAPTURES) * (len(CAPTURES) - 1)
+    assert any(outcome.qemu == agree.ACCEPTED for outcome in campaign.outcomes)
+    wrong = [(o.mutant.what, o.qemu, o.ours, o.our_reason) for o in campaign.disagreements]
+    assert not wrong, wrong

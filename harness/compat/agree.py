@@ -354,6 +354,38 @@ def run(
     return campaign
 
 
+def pairs(root: Path, release_names: Sequence[str], *, jobs: int = 2, timeout: float = 8.0) -> Campaign:
+    """Every committed capture loaded into the configuration of every other one (its release, config and
+    machine type), by real QEMU and by the check: the destination question on real streams, unmutated."""
+    import time
+
+    started = time.monotonic()
+    every = bases(root, release_names)
+    contexts = {
+        base: destinations.read(base.path, devices.resolve_section, base.dump, base.release, base.minimums)
+        for base in every
+    }
+    planned = [(source, target) for source in every for target in every if source != target]
+    campaign = Campaign()
+
+    def one(pair: tuple[Base, Base]) -> Outcome:
+        source, target = pair
+        data = source.path.read_bytes()
+        mutant = Mutant(
+            target, "pair", f"{source.name} into {target.name}", ((0, len(target.path.read_bytes()), data),)
+        )
+        qemu = _qemu_verdict(mutant, data, timeout)
+        verdict = check_stream(data, contexts[target])
+        refusal = verdict.refusal
+        reason = f"{refusal.label}: {refusal.reason}" if refusal else ""
+        return Outcome(mutant, qemu[0], qemu[1], verdict.verdict, reason, refusal.finding if refusal else "")
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        campaign.outcomes.extend(pool.map(one, planned))
+    campaign.seconds = time.monotonic() - started
+    return campaign
+
+
 def case_json(outcome: Outcome) -> dict[str, Any]:
     """A kept case: the mutant as splices on its base, and both verdicts."""
     mutant = outcome.mutant
@@ -417,7 +449,7 @@ def summary(campaign: Campaign) -> Iterator[str]:
     counts = campaign.counts()
     kinds = sorted({kind for kind, _ in counts})
     labels = ["both accept", "both refuse", "QEMU refuses, we accept", "QEMU accepts, we refuse", "cannot tell"]
-    yield f"{len(campaign.outcomes)} mutants in {campaign.seconds:.1f} s"
+    yield f"{len(campaign.outcomes)} streams in {campaign.seconds:.1f} s"
     yield f"{'class':<10}" + "".join(f"{label:>26}" for label in labels)
     for kind in kinds:
         yield f"{kind:<10}" + "".join(f"{counts[(kind, label)]:>26}" for label in labels)
