@@ -181,3 +181,13 @@ def test_every_capture_against_every_other_configuration_agrees_with_a_real_load
     assert any(outcome.qemu == agree.ACCEPTED for outcome in campaign.outcomes)
     wrong = [(o.mutant.what, o.qemu, o.ours, o.our_reason) for o in campaign.disagreements]
     assert not wrong, wrong
+
+
+def test_a_config_length_qemu_would_spin_on_is_refused_with_that_finding() -> None:
+    data = CAPTURE.read_bytes()
+    _start, body, _footer = _section(data, "0000:00:02.0/virtio-net")
+    at = body + 4 + 256 + 16 + 4 * 16 + 1 + 2 + 1 + 1 + 2 + 4  # the be32 config length (8)
+    assert int.from_bytes(data[at : at + 4], "big") == 8
+    verdict = _verdict_of(data[:at] + b"\xff" + data[at + 1 :])
+    assert verdict.verdict == REFUSED and verdict.refusal is not None
+    assert verdict.refusal.path.endswith("/config") and "spins" in verdict.refusal.finding
