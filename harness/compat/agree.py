@@ -370,15 +370,9 @@ def pairs(root: Path, release_names: Sequence[str], *, jobs: int = 2, timeout: f
 
     def one(pair: tuple[Base, Base]) -> Outcome:
         source, target = pair
-        data = source.path.read_bytes()
-        mutant = Mutant(
-            target, "pair", f"{source.name} into {target.name}", ((0, len(target.path.read_bytes()), data),)
-        )
-        qemu = _qemu_verdict(mutant, data, timeout)
-        verdict = check_stream(data, contexts[target])
-        refusal = verdict.refusal
-        reason = f"{refusal.label}: {refusal.reason}" if refusal else ""
-        return Outcome(mutant, qemu[0], qemu[1], verdict.verdict, reason, refusal.finding if refusal else "")
+        data, own = source.path.read_bytes(), target.path.read_bytes()
+        mutant = Mutant(target, "pair", f"{source.name} into {target.name}", ((0, len(own), data),))
+        return judge(mutant, contexts[target], own, _qemu_verdict(mutant, data, timeout))
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         campaign.outcomes.extend(pool.map(one, planned))

@@ -39,7 +39,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from migcompat.errors import DecodeError, DescriptionError, LoadRefused
+from migcompat.errors import DecodeError, DescriptionError, LoadRefused, TruncatedInput
 from migcompat.model import vmstate
 from migcompat.qemu import imported, pci, vmdesc
 from migcompat.qemu.destination import Destination, DestinationSection
@@ -56,6 +56,7 @@ from migcompat.qemu.stream import (
     SECTION_NAMES,
     SECTION_START,
     SUBSECTION,
+    QemuReader,
     Record,
     Resolver,
     SectionCodec,
@@ -150,43 +151,24 @@ class _Refusal(Exception):
         self.verdict = verdict
 
 
-class _Cursor:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.position = 0
-
-    def take(self, size: int, label: str, what: str) -> bytes:
-        start = self.position
-        if start + size > len(self.data):
-            raise _Refusal(
-                SectionVerdict(
-                    label,
-                    None,
-                    REFUSED,
-                    f"input ends inside {what} ({len(self.data) - start} of {size} bytes)",
-                    label,
-                    start,
-                )
-            )
-        self.position += size
-        return self.data[start : start + size]
-
-    def u8(self, label: str, what: str) -> int:
-        return self.take(1, label, what)[0]
-
-    def be32(self, label: str, what: str) -> int:
-        return int.from_bytes(self.take(4, label, what), "big")
+def _at(cursor: QemuReader, section: str) -> QemuReader:
+    """The cursor, its errors naming ``section``."""
+    cursor.section = section
+    return cursor
 
 
 def load(data: bytes, destination: Destination, resolve: Resolver) -> LoadVerdict:
     """Predict the destination's load of the QEMU stream ``data``."""
     result = LoadVerdict()
-    cursor = _Cursor(data)
+    cursor = QemuReader(data)
     try:
         _header(cursor, destination, result)
         _sections(cursor, destination, resolve, result)
     except _Refusal as refusal:
         result.sections.append(refusal.verdict)
+    except TruncatedInput as error:
+        where = error.path or cursor.section
+        result.sections.append(SectionVerdict(where, None, REFUSED, _words(error), where, error.offset))
     return result
 
 
@@ -194,16 +176,16 @@ def _refuse(label: str, reason: str, offset: int | None, *, instance: int | None
     return _Refusal(SectionVerdict(label, instance, REFUSED, reason, path or label, offset))
 
 
-def _header(cursor: _Cursor, destination: Destination, result: LoadVerdict) -> None:
-    if cursor.be32("header", "the magic") != QEMU_MAGIC:
+def _header(cursor: QemuReader, destination: Destination, result: LoadVerdict) -> None:
+    if _at(cursor, "header").be32() != QEMU_MAGIC:
         raise _refuse("header", "Not a migration stream (the magic is not QEVM)", 0)
-    if cursor.be32("header", "the stream version") != QEMU_VERSION:
+    if _at(cursor, "header").be32() != QEMU_VERSION:
         raise _refuse("header", "Unsupported migration stream version", 4)
     offset = cursor.position
-    if cursor.u8("configuration", "the configuration section") != CONFIGURATION:
+    if _at(cursor, "configuration").u8() != CONFIGURATION:
         raise _refuse("configuration", "Configuration section missing", offset)
-    size = cursor.be32("configuration", "the machine type's length")
-    received = cursor.take(size, "configuration", "the machine type")
+    size = _at(cursor, "configuration").be32()
+    received = _at(cursor, "configuration").take(size)
     if not _strncmp_equal(received, destination.machine.encode(), size):
         name = received.split(b"\0")[0].decode("utf-8", "replace")
         raise _refuse(
@@ -243,32 +225,32 @@ class _Opened:
     own: DestinationSection
 
 
-def _sections(cursor: _Cursor, destination: Destination, resolve: Resolver, result: LoadVerdict) -> None:
+def _sections(cursor: QemuReader, destination: Destination, resolve: Resolver, result: LoadVerdict) -> None:
     opened: dict[int, _Opened] = {}
     ram = RamBlocks(destination.ram)
     while True:
         offset = cursor.position
-        kind = cursor.u8("stream", "a section type")
+        kind = _at(cursor, "stream").u8()
         if kind == EOF_MARKER:
             rest = len(cursor.data) - cursor.position
             if rest:
                 result.ignored = _ignored(cursor.data, cursor.position)
             return
         if kind == COMMAND:
-            command = int.from_bytes(cursor.take(2, "command", "a command"), "big")
+            command = int.from_bytes(_at(cursor, "command").take(2), "big")
             if command not in COMMANDS:
                 raise _refuse("command", f"MIG_CMD {command} unknown", offset + 1)
-            cursor.take(int.from_bytes(cursor.take(2, "command", "a command length"), "big"), "command", "a payload")
+            cursor.take(int.from_bytes(cursor.take(2), "big"))
             continue
         if kind not in SECTION_NAMES:
             raise _refuse("stream", f"Unknown savevm section type {kind}", offset)
-        section_id = cursor.be32("stream", "a section id")
+        section_id = _at(cursor, "stream").be32()
         if kind in (SECTION_START, SECTION_FULL):
             header_at = cursor.position
-            size = cursor.u8("stream", "a section name")
-            idstr = cursor.take(size, "stream", "a section name").split(b"\0")[0].decode("utf-8", "replace")
-            instance = cursor.be32(idstr, "the instance id")
-            version = cursor.be32(idstr, "the version")
+            size = _at(cursor, "stream").u8()
+            idstr = _at(cursor, "stream").take(size).split(b"\0")[0].decode("utf-8", "replace")
+            instance = _at(cursor, idstr).be32()
+            version = _at(cursor, idstr).be32()
             own = destination.section(idstr, instance)
             if own is None:
                 raise _refuse(
@@ -293,9 +275,9 @@ def _sections(cursor: _Cursor, destination: Destination, resolve: Resolver, resu
         label = current.record.idstr
         verdict = _body(cursor, current, kind, destination, resolve, ram)
         footer_at = cursor.position
-        if cursor.u8(label, "the section footer") != FOOTER:
+        if _at(cursor, label).u8() != FOOTER:
             raise _refuse(label, f"Missing section footer for {label}", footer_at)
-        footer_id = cursor.be32(label, "the section footer")
+        footer_id = _at(cursor, label).be32()
         if footer_id != section_id:
             raise _refuse(label, f"Mismatched section id for {label} ({footer_id} vs {section_id})", footer_at + 1)
         if kind in (SECTION_START, SECTION_FULL) or not result.sections or result.sections[-1].label != label:
@@ -310,7 +292,7 @@ def _ignored(data: bytes, position: int) -> str:
 
 
 def _body(
-    cursor: _Cursor,
+    cursor: QemuReader,
     current: _Opened,
     kind: int,
     destination: Destination,
@@ -350,7 +332,7 @@ def _words(error: DecodeError) -> str:
 
 
 def _by_model(
-    cursor: _Cursor, record: Record, own: DestinationSection, codec: SectionCodec, destination: Destination
+    cursor: QemuReader, record: Record, own: DestinationSection, codec: SectionCodec, destination: Destination
 ) -> SectionVerdict:
     label = record.idstr
     receiving = codec.receiving(own.record) if hasattr(codec, "receiving") else codec
@@ -380,7 +362,7 @@ def _path(label: str, error: DecodeError) -> str:
     return f"{label}/{error.path}" if error.path and not error.path.startswith(label) else error.path or label
 
 
-def _by_description(cursor: _Cursor, record: Record, own: DestinationSection) -> SectionVerdict:
+def _by_description(cursor: QemuReader, record: Record, own: DestinationSection) -> SectionVerdict:
     label = record.idstr
     assert own.entry is not None
     minimum = own.minimum_version_id

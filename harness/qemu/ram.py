@@ -15,7 +15,9 @@ default migration and are refused by name.
 
 from __future__ import annotations
 
-from migcompat.errors import LimitExceeded, LoadRefused, MalformedInput, TruncatedInput
+import contextlib
+
+from migcompat.errors import DecodeError, LimitExceeded, LoadRefused, MalformedInput, TruncatedInput
 from migcompat.limits import MAX_ELEMENTS
 
 FLAG_ZERO = 0x02
@@ -74,24 +76,23 @@ class RamBlocks:
 RESIZABLE_MAX = {"/rom@etc/acpi/tables": 0x200000, "/rom@etc/table-loader": 0x10000, "/rom@etc/acpi/rsdp": 0x1000}
 
 
+class _Announced(RamBlocks):
+    """Collects the block list instead of checking it."""
+
+    def announce(self, name: str, length: int, offset: int) -> None:
+        self.lengths[name] = length
+
+    def page(self, name: str | None, address: int, offset: int) -> None:
+        return None
+
+
 def ram_blocks(body: bytes) -> dict[str, int]:
-    """Block name -> length from the block list at the start of a ram START record's body."""
-    blocks: dict[str, int] = {}
-    if len(body) < 8:
-        return blocks
-    word = int.from_bytes(body[:8], "big")
-    if not word & FLAG_MEM_SIZE:
-        return blocks
-    position, remaining = 8, word & ~_FLAG_MASK
-    while remaining > 0 and position < len(body):
-        size = body[position]
-        name = body[position + 1 : position + 1 + size].decode("utf-8", "replace")
-        position += 1 + size
-        length = int.from_bytes(body[position : position + 8], "big")
-        position += 8
-        blocks[name] = length
-        remaining -= min(length, remaining)
-    return blocks
+    """Block name -> length from the block list of a ram START record's body."""
+    announced = _Announced({})
+    # A capture's own record is whole; a damaged one keeps the blocks read before the damage.
+    with contextlib.suppress(DecodeError):
+        ram_record_end(body, 0, check=announced)
+    return announced.lengths
 
 
 def ram_record_end(data: bytes, position: int, *, page_size: int = PAGE_SIZE, check: RamBlocks | None = None) -> int:

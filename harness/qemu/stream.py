@@ -211,8 +211,8 @@ class MigrationStream:
 # -- QEMU's wire ------------------------------------------------------------
 
 
-class _QemuReader:
-    """Cursor over a legacy stream with errors that name the section."""
+class QemuReader:
+    """Cursor over a legacy stream with errors that name the section (:attr:`section`)."""
 
     def __init__(self, data: bytes) -> None:
         self.data = data
@@ -227,6 +227,10 @@ class _QemuReader:
             )
         self.position += size
         return start
+
+    def take(self, size: int) -> bytes:
+        start = self.need(size)
+        return self.data[start : start + size]
 
     def u8(self) -> int:
         return self.data[self.need(1)]
@@ -252,7 +256,7 @@ def parse_qemu(data: bytes, resolve: Resolver = no_devices, decode_vmdesc: bool 
     (unless ``decode_vmdesc`` is false: then it is only sized by it, and kept
     as opaque bytes).
     """
-    reader = _QemuReader(data)
+    reader = QemuReader(data)
     if reader.be32() != QEMU_MAGIC:
         raise MalformedInput("not a QEMU migration stream (magic is not QEVM)", offset=0, path="header")
     version = reader.be32()
@@ -340,7 +344,7 @@ def parse_qemu(data: bytes, resolve: Resolver = no_devices, decode_vmdesc: bool 
     return stream
 
 
-def _read_command(reader: _QemuReader, kind_offset: int) -> Record:
+def _read_command(reader: QemuReader, kind_offset: int) -> Record:
     reader.section = "command"
     start = reader.need(2)
     command = int.from_bytes(reader.data[start : start + 2], "big")
@@ -353,7 +357,7 @@ def _read_command(reader: _QemuReader, kind_offset: int) -> Record:
 
 
 def _read_body(
-    reader: _QemuReader,
+    reader: QemuReader,
     record: Record,
     names: dict[int, Record],
     sizes: dict[tuple[str, int], int],
