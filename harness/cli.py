@@ -1008,7 +1008,10 @@ def qemu_minimums(out: str, configs: tuple[str, ...], release: str, timeout: flo
         minimums.write(Path(out), release, table)
     except OSError as error:
         _fail(f"cannot write {out}: {error.strerror}")
-    click.echo(f"wrote the minimum versions of {len(table)} sections (QEMU {release}) to {out}")
+    click.echo(
+        f"wrote the minimum versions of {len(table.minimums)} sections, and the field versions of "
+        f"{len(table.fields_since)} that load at older versions (QEMU {release}), to {out}"
+    )
 
 
 @qemu_group.command("agree")

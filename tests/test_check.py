@@ -2,8 +2,8 @@
 
 Every expectation here is what real QEMU did with the same bytes (the campaign
 of ``migcompat qemu agree``; its disagreements are replayed from
-``corpora/regressions/qemu_agree``). No test here needs QEMU except the
-sampled campaign at the end.
+``corpora/regressions/qemu_agree``). The tests that load into real QEMU say
+so by name and require the release.
 """
 
 from __future__ import annotations
@@ -18,6 +18,16 @@ from migcompat.compat import agree
 from migcompat.devices.streams import check_stream, read_destination
 from migcompat.errors import MalformedInput
 from migcompat.qemu.incoming import LOADED, REFUSED, UNJUDGED, LoadVerdict
+from migcompat.qemu.ram import (
+    FLAG_CONTINUE,
+    FLAG_PAGE,
+    FLAG_ZERO,
+    PAGE_SIZE,
+    ZERO_FILL_CHECKED,
+    RamBlocks,
+    ram_blocks,
+    ram_record_end,
+)
 from migcompat.qemu.stream import SECTION_FULL, parse_qemu
 from migcompat.wire.qemufile import QemuFileInputVisitor, QemuLoadVisitor
 
@@ -159,7 +169,8 @@ def test_a_kept_case_replays_to_qemu_s_verdict_or_to_a_stated_reason(case: Path)
     outcome = agree.judge(mutant, _destination(mutant.base.path), data, (qemu, message))  # type: ignore[arg-type]
     assert outcome.ours == record["ours"]["verdict"], outcome.our_reason
     if outcome.ours == UNJUDGED:
-        assert outcome.our_reason, "a case migcompat cannot judge says why"
+        # Left undecided only for the reason recorded (one a stream and a dump cannot show).
+        assert outcome.our_reason == record["ours"]["reason"]
     else:
         assert outcome.agrees, f"QEMU {qemu} ({message[:200]}); migcompat {outcome.ours}: {outcome.our_reason}"
 
@@ -191,3 +202,93 @@ def test_a_config_length_qemu_would_spin_on_is_refused_with_that_finding() -> No
     verdict = _verdict_of(data[:at] + b"\xff" + data[at + 1 :])
     assert verdict.verdict == REFUSED and verdict.refusal is not None
     assert verdict.refusal.path.endswith("/config") and "spins" in verdict.refusal.finding
+
+
+def _ram_pages(data: bytes) -> RamBlocks:
+    """Every RAM page of a capture: where each is, and its fill byte."""
+    records = [r for r in parse_qemu(data).records if r.idstr == "ram"]
+    blocks = RamBlocks(ram_blocks(records[0].raw))
+    for record in records:
+        assert record.span is not None
+        ram_record_end(data, record.span[1], check=blocks)
+    return blocks
+
+
+def _vapic_variants(data: bytes) -> dict[str, tuple[bytes, str]]:
+    """The kvm-tpr-opt section made active or standby over guest RAM of each
+    kind vapic_post_load meets, with the verdict real QEMU gave (TCG, 5.2 to 10.0)."""
+    _start, body, _footer = _section(data, "kvm-tpr-opt")
+    state, paddr = body + 124, body + 140  # be32 state and rom_state_paddr after the 124-byte rom_state
+
+    def put(stream: bytes, at: int, value: int) -> bytes:
+        return stream[:at] + value.to_bytes(4, "big") + stream[at + 4 :]
+
+    content, fill = _ram_pages(data).pages[("pc.ram", 0x8000)]
+    header = int.from_bytes(data[content - 8 : content], "big")
+    assert fill == 0 and header == 0x8000 | FLAG_CONTINUE | FLAG_ZERO, "the capture's page at 0x8000 is a zero page"
+    rom_page = put(data, paddr, 0x8000)
+    # The zero page sent as a whole page instead, with a ROM size byte of 1 (512 bytes).
+    whole = (0x8000 | FLAG_CONTINUE | FLAG_PAGE).to_bytes(8, "big") + b"\0\0\x01" + bytes(PAGE_SIZE - 3)
+    filled = rom_page[: content - 8] + whole + rom_page[content + 1 :]
+    return {
+        "standby, ROM beyond RAM": (put(data, paddr, 0x2000000), REFUSED),
+        "active, no ROM at 0": (put(data, state, 2), REFUSED),
+        "standby, no ROM at 0x8000": (rom_page, REFUSED),
+        "standby, a ROM at 0x8000": (filled, LOADED),
+        "active, a ROM at 0x8000": (put(filled, state, 2), LOADED),
+    }
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_an_active_vapic_is_judged_from_the_option_rom_in_the_stream_s_ram(release: str) -> None:
+    capture = ROOT / f"qemu-{release}" / "pc-virtio-net.bin"
+    for name, (stream, expected) in _vapic_variants(capture.read_bytes()).items():
+        verdict = _check(stream, capture)
+        assert verdict.verdict == expected, (name, verdict.refusal)
+        if expected == REFUSED:
+            assert verdict.refusal is not None and verdict.refusal.path == "kvm-tpr-opt/rom_state_paddr"
+            assert "vapic_post_load" in verdict.refusal.reason
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_real_qemu_judges_the_vapic_variants_as_check_does(release: str, tmp_path: Path) -> None:
+    require_release(release)
+    from migcompat.qemu import peer
+
+    capture = ROOT / f"qemu-{release}" / "pc-virtio-net.bin"
+    mutant = tmp_path / "vapic.bin"
+    for name, (stream, expected) in _vapic_variants(capture.read_bytes()).items():
+        mutant.write_bytes(stream)
+        result = peer.load(peer.CONFIGS["pc-virtio-net"], mutant, release=release, timeout=20)
+        assert result.accepted == (expected == LOADED), (name, result.message)
+
+
+def _zero_fill(data: bytes) -> bytes:
+    """The capture with its first zero page's fill byte set to 1."""
+    content = min(content for content, fill in _ram_pages(data).pages.values() if fill == 0)
+    return data[:content] + b"\x01" + data[content + 1 :]
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_a_zero_page_with_a_fill_byte_is_judged_by_the_destination_s_release(release: str) -> None:
+    capture = ROOT / f"qemu-{release}" / "pc-virtio-net.bin"
+    stream = _zero_fill(capture.read_bytes())
+    verdict = _check(stream, capture)
+    if ZERO_FILL_CHECKED[release]:
+        assert verdict.verdict == REFUSED and verdict.refusal is not None
+        assert verdict.refusal.reason == "Found a zero page with value 1" and verdict.refusal.path == "ram"
+    else:
+        assert verdict.verdict == LOADED
+    unknown = check_stream(stream, read_destination(capture))
+    assert unknown.verdict == UNJUDGED and "--release" in unknown.sections[-1].reason
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_real_qemu_judges_a_filled_zero_page_as_check_does(release: str, tmp_path: Path) -> None:
+    require_release(release)
+    from migcompat.qemu import peer
+
+    mutant = tmp_path / "fill.bin"
+    mutant.write_bytes(_zero_fill((ROOT / f"qemu-{release}" / "pc-virtio-net.bin").read_bytes()))
+    result = peer.load(peer.CONFIGS["pc-virtio-net"], mutant, release=release, timeout=20)
+    assert result.accepted == (not ZERO_FILL_CHECKED[release]), result.message

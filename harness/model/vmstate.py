@@ -375,19 +375,37 @@ def refuse_count(visitor: Visitor, kind: Array, name: str, count: int) -> None:
     raise InvalidState(message, offset=offset, path=path or name)
 
 
-def _walk_fields(visitor: Visitor, fields: tuple[Field, ...], state: Mapping[str, Any], version: int | None) -> State:
+def _walk_fields(
+    visitor: Visitor,
+    fields: tuple[Field, ...],
+    state: Mapping[str, Any],
+    version: int | None,
+    ends: list[int] | None = None,
+) -> State:
     out: State = {}
     for f in fields:
         if not f.present(version, out):
             out[f.name] = f.default_value()
-            continue
-        try:
-            value = state[f.name]
-        except KeyError:
-            _offset, path = visitor.where()
-            raise EncodeError(f"state has no field '{f.name}'", path) from None
-        out[f.name] = _walk_type(visitor, f.type, f.name, value, out, version)
+        else:
+            try:
+                value = state[f.name]
+            except KeyError:
+                _offset, path = visitor.where()
+                raise EncodeError(f"state has no field '{f.name}'", path) from None
+            out[f.name] = _walk_type(visitor, f.type, f.name, value, out, version)
+        if ends is not None:
+            offset = visitor.where()[0]
+            ends.append(-1 if offset is None else offset)
     return out
+
+
+def field_ends(visitor: Visitor, description: Description, version: int) -> list[int]:
+    """Load only the top-level fields of ``description`` at ``version`` and
+    return the input offset after each (subsections and checks are not read)."""
+    ends: list[int] = []
+    visitor.start_struct(description.name)
+    _walk_fields(visitor, description.fields, description.defaults(), version, ends)
+    return ends
 
 
 def walk(

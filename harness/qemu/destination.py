@@ -54,6 +54,10 @@ class DestinationSection:
     dumped: Section | None = None
     #: From the minimum-versions table (:mod:`.minimums`), for a section the dump leaves out.
     probed_minimum: int | None = None
+    #: From the same table: the version each field arrived in (fields there
+    #: since the minimum left out); None when the table does not have it for
+    #: this section's version.
+    probed_since: dict[str, int] | None = None
 
     @property
     def vmsd_name(self) -> str | None:
@@ -128,8 +132,14 @@ def read(
     if minimums_path is not None:
         table = minimums.read(minimums_path)
         for key, section in destination.sections.items():
-            if section.vmsd_name in table:
-                destination.sections[key] = dataclasses.replace(section, probed_minimum=table[section.vmsd_name])
+            vmsd = section.vmsd_name
+            if vmsd in table.minimums:
+                version, since = table.fields_since.get(vmsd, (None, None))
+                destination.sections[key] = dataclasses.replace(
+                    section,
+                    probed_minimum=table.minimums[vmsd],
+                    probed_since=since if version == section.version_id else None,
+                )
         destination.minimums_label = str(minimums_path)
     return destination
 

@@ -41,9 +41,9 @@ from typing import Any, Protocol
 
 from migcompat.errors import DecodeError, DescriptionError, LoadRefused, TruncatedInput
 from migcompat.model import vmstate
-from migcompat.qemu import imported, pci, vmdesc
+from migcompat.qemu import imported, pci, post_load, vmdesc
 from migcompat.qemu.destination import Destination, DestinationSection
-from migcompat.qemu.ram import RESIZABLE_MAX, RamBlocks, ram_record_end
+from migcompat.qemu.ram import RamBlocks, ram_record_end
 from migcompat.qemu.stream import (
     COMMAND,
     COMMANDS,
@@ -227,7 +227,7 @@ class _Opened:
 
 def _sections(cursor: QemuReader, destination: Destination, resolve: Resolver, result: LoadVerdict) -> None:
     opened: dict[int, _Opened] = {}
-    ram = RamBlocks(destination.ram)
+    ram = RamBlocks(destination.ram, destination.release)
     while True:
         offset = cursor.position
         kind = _at(cursor, "stream").u8()
@@ -307,13 +307,17 @@ def _body(
             cursor.position = ram_record_end(cursor.data, start, check=ram)
         except DecodeError as error:
             raise _refuse(label, _words(error), error.offset, path=error.path or label) from None
+        if ram.undecided is not None:
+            at, what = ram.undecided
+            why = f"{what}; which of the two needs the destination's release (--release)"
+            raise _Refusal(SectionVerdict(label, record.instance_id, UNJUDGED, why, label, at))
         return SectionVerdict(label, record.instance_id, LOADED, read_by="ram")
     # QEMU loads a START, PART or END record of a device section as it loads a FULL one.
     codec = resolve(label, record.version_id)
     if codec is not None and own.record.device is not None:
         return _by_model(cursor, record, own, codec, destination)
     if own.entry is not None and "vmsd_name" in own.entry:
-        return _by_description(cursor, record, own)
+        return _by_description(cursor, record, own, ram)
     raise _Refusal(
         SectionVerdict(
             label,
@@ -362,7 +366,7 @@ def _path(label: str, error: DecodeError) -> str:
     return f"{label}/{error.path}" if error.path and not error.path.startswith(label) else error.path or label
 
 
-def _by_description(cursor: QemuReader, record: Record, own: DestinationSection) -> SectionVerdict:
+def _by_description(cursor: QemuReader, record: Record, own: DestinationSection, ram: RamBlocks) -> SectionVerdict:
     label = record.idstr
     assert own.entry is not None
     minimum = own.minimum_version_id
@@ -374,14 +378,15 @@ def _by_description(cursor: QemuReader, record: Record, own: DestinationSection)
             cursor.position,
             instance=record.instance_id,
         )
-    if record.version_id != own.version_id and own.dumped is None:
+    if record.version_id != own.version_id and own.dumped is None and own.probed_since is None:
         raise _Refusal(
             SectionVerdict(
                 label,
                 record.instance_id,
                 UNJUDGED,
                 f"the stream's version {record.version_id} is not the destination's {own.version_id}: "
-                "which fields it carries needs the destination's -dump-vmstate",
+                "which fields it carries needs the destination's -dump-vmstate, or a minimum-versions "
+                "table that measured them",
                 label,
                 cursor.position,
             )
@@ -406,11 +411,14 @@ def _by_description(cursor: QemuReader, record: Record, own: DestinationSection)
         raise _refuse(
             label, _words(error), error.offset, instance=record.instance_id, path=_path(label, error)
         ) from None
-    guessed = _depends_on_guest(label, state)
+    guessed = post_load.undecided(label, state, ram, cursor.data)
     if guessed is not None:
         raise _Refusal(SectionVerdict(label, record.instance_id, UNJUDGED, guessed[1], f"{label}/{guessed[0]}"))
     own_state = own.record.state or {}
-    for path, reason in [*_field_checks(own.entry.get("fields", ()), state, own_state, ""), *_post_load(label, state)]:
+    for path, reason in [
+        *_field_checks(own.entry.get("fields", ()), state, own_state, ""),
+        *post_load.refusals(label, state, ram, cursor.data),
+    ]:
         raise _refuse(label, reason, visitor.position, instance=record.instance_id, path=f"{label}/{path}")
     cursor.position = visitor.position
     return SectionVerdict(label, record.instance_id, LOADED, read_by="vmdesc")
@@ -418,12 +426,19 @@ def _by_description(cursor: QemuReader, record: Record, own: DestinationSection)
 
 def _at_version(description: vmstate.Description, own: DestinationSection, version: int) -> vmstate.Description:
     """The destination's description read at an older stream version: each field
-    carried from the version the dump says it arrived in, down to the dump's minimum."""
-    if version == own.version_id or own.dumped is None:
+    carried from the version the dump (or the minimum-versions table, which
+    measured it) says it arrived in, down to the destination's minimum."""
+    minimum = own.minimum_version_id
+    if version == own.version_id or minimum is None:
         return description
-    since = {member.name: member.since for member in own.dumped.members}
+    if own.dumped is not None:
+        since = {member.name: member.since for member in own.dumped.members}
+    elif own.probed_since is not None:
+        since = own.probed_since
+    else:
+        return description
     fields = tuple(dataclasses.replace(f, since=since.get(f.name, f.since)) for f in description.fields)
-    return dataclasses.replace(description, fields=fields, minimum_version_id=own.dumped.minimum_version_id)
+    return dataclasses.replace(description, fields=fields, minimum_version_id=minimum)
 
 
 _UNKNOWN_SUBSECTION = re.compile(r"^unknown subsection '(?P<name>[^']*)'")
@@ -483,94 +498,3 @@ def _field_checks(
             nested = entry.get("struct")
             if isinstance(nested, Mapping):
                 yield from _field_checks(nested.get("fields", ()), value, own, f"{prefix}{name}/")
-
-
-#: fw_cfg's ``acpi_mr`` subsection: each size resizes a firmware-table RAM block on load
-#: (``fw_cfg_acpi_mr_restore``), which QEMU refuses beyond the block's maximum.
-_ACPI_MR = {
-    "table_mr_size": "/rom@etc/acpi/tables",
-    "linker_mr_size": "/rom@etc/table-loader",
-    "rsdp_mr_size": "/rom@etc/acpi/rsdp",
-}
-
-
-#: QAPI's RunState names: globalstate's runstate must be one (``global_state_post_load``).
-RUN_STATES = frozenset(
-    (
-        "debug",
-        "inmigrate",
-        "internal-error",
-        "io-error",
-        "paused",
-        "postmigrate",
-        "prelaunch",
-        "finish-migrate",
-        "restore-vm",
-        "running",
-        "save-vm",
-        "shutdown",
-        "suspended",
-        "watchdog",
-        "guest-panicked",
-        "colo",
-    )
-)
-
-
-def _post_load(label: str, state: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
-    """Device post-load checks of QEMU's, for the devices whose fields they read."""
-    runstate = state.get("runstate") if label == "globalstate" else None
-    if isinstance(runstate, bytes):
-        name = runstate.split(b"\0")[0].decode("utf-8", "replace")
-        if b"\0" not in runstate:
-            yield "runstate", "the runstate is not NUL-terminated"
-        elif name not in RUN_STATES:
-            yield "runstate", f"invalid parameter value: {name}"
-    sizes = state.get("fw_cfg/acpi_mr")
-    if isinstance(sizes, Mapping):
-        for name, block in _ACPI_MR.items():
-            size = sizes.get(name)
-            if isinstance(size, int) and size > RESIZABLE_MAX[block]:
-                yield f"fw_cfg/acpi_mr/{name}", f"Size too large: {block}: 0x{size:x} > 0x{RESIZABLE_MAX[block]:x}"
-
-
-#: AHCI port command bits (hw/ide/ahci_internal.h).
-PORT_CMD_START, PORT_CMD_FIS_RX, PORT_CMD_FIS_ON, PORT_CMD_LIST_ON = 1 << 0, 1 << 4, 1 << 14, 1 << 15
-
-
-def _depends_on_guest(label: str, state: Mapping[str, Any]) -> tuple[str, str] | None:
-    """(field, why) when what QEMU does next with a loaded section depends on what
-    neither the stream's fields nor a dump show: guest memory, or a field QEMU
-    sends when a test function of its own passes."""
-    if label == "kvm-tpr-opt" and (state.get("state") or state.get("rom_state_paddr")):
-        return "state", (
-            "an active VAPIC: QEMU prepares its ROM from guest memory on load (vapic_post_load), "
-            "which a stream and a dump cannot show"
-        )
-    for name, value in state.items():
-        drives = value if isinstance(value, list) else [value]
-        for index, drive in enumerate(drives):
-            if isinstance(drive, Mapping) and drive.get("identify_set") and "identify_data" not in drive:
-                return f"{name}[{index}]/identify_set", (
-                    "a drive with identify_set: QEMU then sends its 512-byte identify_data (a test function of "
-                    "vmstate_ide_drive), which the destination's capture, sent without it, does not lay out"
-                )
-    ahci = state.get("ahci")
-    ports = ahci.get("dev") if isinstance(ahci, Mapping) else None
-    for index, port in enumerate(ports if isinstance(ports, list) else ()):
-        if not isinstance(port, Mapping):
-            continue
-        command = port.get("port_regs.cmd", 0)
-        if command & (PORT_CMD_START | PORT_CMD_FIS_RX | PORT_CMD_FIS_ON | PORT_CMD_LIST_ON):
-            return f"ahci/dev[{index}]/port_regs.cmd", (
-                "an AHCI port with its DMA or FIS engine on: QEMU restarts it from guest memory on load "
-                "(ahci_state_post_load), which a stream and a dump cannot show"
-            )
-        queued = port.get("ncq_tfs")
-        for slot, transfer in enumerate(queued if isinstance(queued, list) else ()):
-            if isinstance(transfer, Mapping) and transfer.get("used"):
-                return f"ahci/dev[{index}]/ncq_tfs[{slot}]/used", (
-                    "an AHCI port with a queued NCQ transfer: QEMU rebuilds it from the guest's command list "
-                    "in guest memory on load (ahci_state_post_load), which a stream and a dump cannot show"
-                )
-    return None
