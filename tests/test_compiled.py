@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 
 from migcompat import devices
 from migcompat.codec import compiled
+from migcompat.codec import native as native_path
 from migcompat.codec.compiled import FORMATS, CompiledCodec, compile_codec
 from migcompat.devices.base import Device, Release
 from migcompat.errors import EncodeError, MigcompatError
@@ -38,6 +39,19 @@ from migcompat.qemu import stream
 from migcompat.wire.qemufile import QemuFileInputVisitor
 
 CORPUS = Path(__file__).parent.parent / "corpora" / "qemu-7.2"
+
+
+@pytest.fixture(autouse=True, params=["native", "pure"] if native_path.available() else ["pure"])
+def ber_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Every test here runs twice: with the native BER path in front of the
+    generated code, and with the generated Python code alone."""
+    if request.param == "pure":
+        monkeypatch.setattr(native_path, "available", lambda: False)
+    compiled._CACHE.clear()
+    yield request.param
+    compiled._CACHE.clear()
+
+
 DEVICE_RELEASES = [(device, release) for device in devices.registry().values() for release in device.releases]
 RELEASE_IDS = [f"{device.name}-{release.name}" for device, release in DEVICE_RELEASES]
 
@@ -131,7 +145,10 @@ def test_device_descriptions_and_the_bench_workload_are_compiled() -> None:
             codec = compile_codec(description, fmt)
             codec.decode(codec.encode(state))
             assert codec.compiled, (codec.unsupported, codec.build_errors)
-            assert "encode" in codec.source and "decode" in codec.source
+            if codec.native is not None:
+                assert codec.native.unplanned is None, codec.native.unplanned
+            else:
+                assert "encode" in codec.source and "decode" in codec.source
 
 
 def test_codecs_are_cached_per_description_and_format() -> None:

@@ -64,6 +64,7 @@ import bisect
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
+from migcompat.codec import native as native_path
 from migcompat.codec.analysis import Unsupported, check_supported, thresholds
 from migcompat.codec.ber_decoder import BerDecoder
 from migcompat.codec.ber_encoder import BerEncoder
@@ -95,7 +96,7 @@ class CompiledCodec:
     a different result.
     """
 
-    def __init__(self, description: Description, fmt: Format) -> None:
+    def __init__(self, description: Description, fmt: Format, *, native: bool | None = None) -> None:
         if fmt not in FORMATS:
             raise ValueError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
         self.description = description
@@ -116,6 +117,10 @@ class CompiledCodec:
             check_supported(description, fmt)
         except Unsupported as reason:
             self.unsupported = str(reason)
+        #: The native BER path in front of the generated code (None: not used --
+        #: another format, not compiled, not built, or forced off; ``native=False`` turns it off).
+        use_native = native_path.available() and native is not False and self.unsupported is None
+        self.native = native_path.NativeCodec(description) if fmt == "ber" and use_native else None
 
     @property
     def compiled(self) -> bool:
@@ -157,6 +162,13 @@ class CompiledCodec:
         )
         return decoder
 
+    def _accepts(self, version: int) -> bool:
+        """Whether a stream version is one the description reads (else the generic path refuses it)."""
+        description = self.description
+        if version < description.minimum_version_id:
+            return False
+        return version <= description.version_id or self._accept_newer
+
     def raw_decoder(self, version: int) -> RawDecoder | None:
         """The generated decoder for a stream version, or None when the version is
         refused (the generic path says how) or the description is not compiled."""
@@ -178,6 +190,10 @@ class CompiledCodec:
     # -- the fast path with the generic path behind it ---------------------------------
     def encode(self, state: Mapping[str, Any]) -> bytes:
         """The bytes ``vmstate.encode`` writes through this format's output visitor."""
+        if self.native is not None:
+            encoded = self.native.encode(state)
+            if encoded is not None:
+                return encoded
         encoder = self._encoder if self._encoder_built else self._build_encoder()
         if encoder is not None:
             try:
@@ -193,6 +209,10 @@ class CompiledCodec:
             version = self.description.version_id
         try:
             if type(data) is bytes and len(data) <= MAX_INPUT:
+                if self.native is not None and self._accepts(version):
+                    decoded = self.native.decode(data, 0, min(version, self.description.version_id))
+                    if decoded is not None and decoded[1] == len(data):
+                        return decoded[0]
                 decoder = self._by_version.get(version) or self.raw_decoder(version)
                 if decoder is not None:
                     state, end = decoder(data, 0)
