@@ -596,7 +596,7 @@ class CapturedSectionCodec:
         return compiled.load(visitor, self.description, version)
 
     def save(self, visitor: Visitor, state: State, version: int) -> None:
-        walk(visitor, self.description, state, version)
+        compiled.save(visitor, self.description, state, version)
 
     # -- as the destination's device reads it (migcompat.qemu.incoming) --
 

@@ -467,7 +467,9 @@ def bench(
     """Benchmark the codecs side by side and print ops/s, MB/s, sizes and ratios.
 
     Workloads: virtio-8, virtio-64, virtio-1024, slirp-10, slirp-1000. Codecs:
-    dict, qemufile, qemufile-walker, ber, ber-walker, pyasn1, asn1tools, struct.
+    dict, qemufile, qemufile-walker, ber (native where built), ber-pure,
+    ber-walker, pyasn1, asn1tools, asn1crypto, cbor2, struct. The first line
+    says which BER path runs (MIGCOMPAT_PURE_PYTHON=1 forces the pure one).
     """
     from migcompat.perf import bench as benchmark
 

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from migcompat.cli import cli
 from migcompat.model import vmstate
-from migcompat.model.vmstate import Description, Field, Scalar
+from migcompat.model.vmstate import Description, Field, Scalar, typed_state
 from migcompat.qemu import peer, releases
 from migcompat.wire import PAIRINGS, Pairing
 
@@ -135,13 +135,8 @@ def sequence(*members: bytes) -> bytes:
 NO_SUBSECTIONS = sequence(utf8(""))
 
 
-def typed(value: Any) -> Any:
-    """``value`` with each leaf's type part of equality (``True != 1``, ``bytes != bytearray``)."""
-    if isinstance(value, dict):
-        return {key: typed(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [typed(item) for item in value]
-    return (type(value).__name__, value)
+#: ``value`` with each leaf's type part of equality (``True != 1``, ``bytes != bytearray``).
+typed = typed_state
 
 
 def run_cli(*args: str) -> tuple[int, str, str]:

@@ -70,10 +70,15 @@ def test_ratios_cover_each_op(results: bench.BenchResults) -> None:
         "struct/qemufile-walker",
         "qemufile/qemufile-walker",
         "ber/ber-walker",
+        "ber/ber-pure",
     ]
     for library in ("pyasn1", "asn1tools"):
         if library not in results.skipped:
-            pairs += [f"ber/{library}", f"ber-walker/{library}"]
+            pairs += [f"ber/{library}", f"ber-walker/{library}", f"ber-pure/{library}"]
+    if "asn1crypto" not in results.skipped:
+        pairs.append("ber/asn1crypto")
+    if "cbor2" not in results.skipped:
+        pairs.append("cbor2/ber")
     assert names == {(pair, op) for pair in pairs for op in bench.OPS}
     for ratio in results.ratios:
         assert ratio.value > 0

@@ -61,7 +61,8 @@ Strategy:
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, Literal
 
 from migcompat.codec import native as native_path
@@ -119,7 +120,7 @@ class CompiledCodec:
             self.unsupported = str(reason)
         #: The native BER path in front of the generated code (None: not used --
         #: another format, not compiled, not built, or forced off; ``native=False`` turns it off).
-        use_native = native_path.available() and native is not False and self.unsupported is None
+        use_native = native_path.available() and native is not False and not _pure_only and self.unsupported is None
         self.native = native_path.NativeCodec(description) if fmt == "ber" and use_native else None
 
     @property
@@ -257,14 +258,35 @@ class CompiledCodec:
 
 def load(visitor: Visitor, description: Description, version: int) -> State:
     """``vmstate.load``, through the compiled codec when ``visitor`` reads QEMU's
-    legacy bytes: the same state, end position and errors, at generated-code
-    speed. A stream parser calls it once per section of a real stream."""
+    legacy bytes, or through the native path when it reads BER: the same state,
+    end position and errors, at compiled speed. A stream parser calls it once
+    per section of a real stream."""
     if type(visitor) is QemuFileInputVisitor:
         decoded = compile_codec(description, "qemufile").decode_at(visitor.data, visitor.position, visitor.end, version)
         if decoded is not None:
             state, visitor.position = decoded
             return state
+    elif type(visitor) is BerInputVisitor:
+        codec = compile_codec(description, "ber")
+        span = visitor.member_span(description.name, "struct") if codec.native is not None else None
+        if span is not None and codec.native is not None and codec._accepts(version):
+            read = codec.native.decode(visitor.data, span[0], min(version, description.version_id))
+            if read is not None and read[1] == span[1]:
+                visitor.skip_member(span[1])
+                return read[0]
     return vmstate.load(visitor, description, version)
+
+
+def save(visitor: Visitor, description: Description, state: Mapping[str, Any], version: int) -> None:
+    """``vmstate.walk`` at ``version``, through the native path when ``visitor``
+    writes BER at the description's own version: the same bytes."""
+    if type(visitor) is BerOutputVisitor and version == description.version_id:
+        codec = compile_codec(description, "ber")
+        encoded = codec.native.encode(state) if codec.native is not None else None
+        if encoded is not None:
+            visitor.visit_encoded(description.name, "struct", encoded)
+            return
+    vmstate.walk(visitor, description, state, version)
 
 
 def _dispatcher(fmt: Format) -> Dispatch:
@@ -283,6 +305,23 @@ def _dispatcher(fmt: Format) -> Dispatch:
 _CACHE: dict[tuple[int, str], CompiledCodec] = {}
 
 
+_pure_only = False
+
+
+@contextmanager
+def pure_python() -> Iterator[None]:
+    """Run the block on the pure-Python path: the codecs compiled inside it (the
+    cache is emptied on the way in and out) do not use the native one."""
+    global _pure_only
+    previous, _pure_only = _pure_only, True
+    _CACHE.clear()
+    try:
+        yield
+    finally:
+        _pure_only = previous
+        _CACHE.clear()
+
+
 def compile_codec(description: Description, fmt: Format) -> CompiledCodec:
     """The compiled codec of ``description`` for ``fmt`` ("qemufile" or "ber"), built
     once per description object (the cache keeps the description alive)."""
@@ -297,4 +336,4 @@ def compile_codec(description: Description, fmt: Format) -> CompiledCodec:
     return codec
 
 
-__all__ = ["FORMATS", "CompiledCodec", "Format", "compile_codec", "load"]
+__all__ = ["FORMATS", "CompiledCodec", "Format", "compile_codec", "load", "pure_python", "save"]

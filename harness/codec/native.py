@@ -9,10 +9,11 @@ state or over bytes. It is one plan per description and version, not a second
 codec written per device.
 
 The native path keeps the fast path's contract: it never reports an error of
-its own. Whatever it does not handle exactly -- a needed subsection, a stream
-with subsections, a value of an unexpected type, any BER form our encoder does
-not write -- makes it return None, and the generated Python code and then the
-generic walker decide, with their errors (type, message, offset, path).
+its own. Whatever it does not handle exactly -- a subsection at another version
+than its own, an unknown one, a value of an unexpected type, any BER form our
+encoder does not write -- makes it return None, and the generated Python code
+and then the generic walker decide, with their errors (type, message, offset,
+path).
 
 :func:`status` says which path runs: the extension is built by ``pip install .``
 where a C compiler is present (an install without one still works, on the
@@ -25,8 +26,8 @@ import os
 from typing import Any
 
 from migcompat.limits import MAX_ELEMENTS
-from migcompat.model.vmstate import Array, Buffer, Description, Field, FieldRef, FieldType, Scalar, Struct
-from migcompat.wire.ber import CODES, TAG_UTF8STRING, encode_tlv, signature_text
+from migcompat.model.vmstate import Array, Buffer, Description, Field, FieldRef, FieldType, Scalar, Struct, Subsection
+from migcompat.wire.ber import CODES, TAG_UTF8STRING, encode_integer, encode_tlv, signature_text
 from migcompat.wire.visitor import INTEGER_KINDS
 
 try:
@@ -132,11 +133,25 @@ class _Planner:
             tuple(whens),
             tuple(signatures),
             is_description,
-            tuple(described.subsections) if is_description else (),
+            tuple(self._subsection(sub) for sub in described.subsections) if is_description else (),
             described.validate if is_description else None,
         )
         self._plans[key] = plan
         return plan
+
+    def _subsection(self, sub: Subsection) -> Plan:
+        """A subsection entry as the walker writes it: its name, its own version, whether it is critical."""
+        described = sub.description
+        entry = [("name", "str"), ("version_id", "u32"), ("critical", "bool"), (described.name, "struct")]
+        return (
+            sub,
+            described.name,
+            encode_tlv(TAG_UTF8STRING, described.name.encode()),
+            encode_tlv(TAG_UTF8STRING, signature_text(entry).encode()),
+            encode_integer(described.version_id),
+            self.description(described, described.version_id),
+            b"\x01\x01\xff" if sub.critical else b"\x01\x01\x00",
+        )
 
     def _type(self, kind: FieldType, version: int, siblings: dict[str, int], position: int) -> Plan:
         if isinstance(kind, Scalar):

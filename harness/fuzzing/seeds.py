@@ -25,7 +25,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from migcompat.fuzzing.targets import TARGETS, ber_input_description
+from migcompat.fuzzing.targets import TARGETS, ber_input_description, native_descriptions
 from migcompat.model import vmstate
 from migcompat.qemu import stream
 
@@ -153,6 +153,19 @@ def _differential_seeds(ber_input: Mapping[str, bytes]) -> dict[str, bytes]:
     return seeds
 
 
+def _native_seeds() -> dict[str, bytes]:
+    """The ber_input states, written for each of the native target's two
+    descriptions (the first byte chooses), in every form X.690 allows."""
+    seeds = {}
+    for choice, description in enumerate(native_descriptions()):
+        for name, state in _ber_input_states().items():
+            data = _encode("ber", description, state)
+            for form in ("definite", "long", "indefinite"):
+                body = data if form == "definite" else _rewrite(data, form=form)
+                seeds[f"{choice}-{name}-{form}.ber"] = bytes((choice,)) + body
+    return seeds
+
+
 # -- device seeds ---------------------------------------------------------------------
 
 
@@ -269,6 +282,7 @@ def build(corpora: Path) -> dict[str, dict[str, bytes]]:
         "qemufile_device_fuzzer": _device_seeds("qemufile", TARGETS["qemufile_device_fuzzer"].max_len),
         "qemu_stream_fuzzer": streams["qemu"],
         "ber_differential_fuzzer": _differential_seeds(ber_input),
+        "ber_native_fuzzer": _native_seeds(),
         "device_round_trip_fuzzer": _round_trip_seeds(),
     }
     return {

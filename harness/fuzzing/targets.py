@@ -234,6 +234,29 @@ def ber_differential(data: bytes) -> str:
     return compare(data)
 
 
+def ber_native(data: bytes) -> str:
+    """The same bytes into the native BER path and the generic path (first byte:
+    which description, see :mod:`migcompat.fuzzing.native_differential`).
+
+    Invariant: the native path gives up or reads what the generic path reads,
+    never accepts what it refuses, and writes the generic bytes of every state
+    read; the generic path rejects only with a DecodeError.
+    """
+    from migcompat.fuzzing.native_differential import compare
+
+    compare(data, native_descriptions())
+    return ACCEPTED
+
+
+@cache
+def native_descriptions() -> tuple[Description, Description]:
+    """The native target's two descriptions: ber_input's, and the same without subsections."""
+    import dataclasses
+
+    full = ber_input_description()
+    return full, dataclasses.replace(full, subsections=())
+
+
 # -- the structured target ----------------------------------------------------------------
 
 
@@ -305,6 +328,13 @@ TARGETS: dict[str, Target] = {
             max_len=1024,
             dictionary="ber.dict",
             needs=("pyasn1",),
+        ),
+        Target(
+            "ber_native_fuzzer",
+            ber_native,
+            "the same bytes into the native BER path and the generic path: same state or a give-up, same bytes",
+            max_len=1024,
+            dictionary="ber.dict",
         ),
         Target(
             "device_round_trip_fuzzer",

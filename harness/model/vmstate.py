@@ -495,6 +495,16 @@ def encode(visitor: Visitor, description: Description, state: Mapping[str, Any])
     return visitor.result()  # type: ignore[attr-defined]
 
 
+def typed_state(value: Any) -> Any:
+    """``value`` with each leaf's type part of equality (``True != 1``,
+    ``bytes != bytearray``): two paths read the same state only if these are equal."""
+    if isinstance(value, dict):
+        return {key: typed_state(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [typed_state(item) for item in value]
+    return (type(value).__name__, value)
+
+
 def decode_error_path(error: DecodeError, prefix: str) -> DecodeError:
     """Prefix an error's path with the section it occurred in."""
     error.path = f"{prefix}/{error.path}" if error.path else prefix
@@ -502,6 +512,7 @@ def decode_error_path(error: DecodeError, prefix: str) -> DecodeError:
 
 
 __all__ = [
+    "typed_state",
     "Array",
     "Buffer",
     "Description",

@@ -1220,6 +1220,106 @@ def pyasn1_codec(description: Description) -> Asn1Codec:
     return Asn1Codec(encode, decode)
 
 
+# -- asn1crypto ------------------------------------------------------------------------------
+
+
+def _asn1crypto_fields(node: _StructNode) -> Convert:
+    """A decoded asn1crypto Sequence as a mapping by identifier (absent OPTIONAL members left out)."""
+    mandatory = tuple((m.ident, m.position) for m in node.members if m.when is None)
+    optional = tuple((m.ident, m.position) for m in node.members if m.when is not None)
+    subsections = len(node.members) + 1 if node.subsections is not None else None
+
+    def fields(sequence: Any) -> dict[str, Any]:
+        view = {"signature": sequence[0].native}
+        for ident, position in mandatory:
+            view[ident] = sequence[position]
+        for ident, position in optional:
+            component = sequence[position]
+            if component.contents is not None:
+                view[ident] = component
+        if subsections is not None:
+            view["subsections"] = sequence[subsections]
+        return view
+
+    return fields
+
+
+def _native(value: Any) -> Any:
+    return value.native
+
+
+_ASN1CRYPTO = _Library(
+    dict_choices=False,
+    primitives={_INTEGER: _native, _BOOLEAN: _native, _UTF8: _native, _OCTETS: _native},
+    fields=_asn1crypto_fields,
+    items=lambda sequence_of: [(item.name, item.chosen) for item in sequence_of],
+    strings=lambda sequence_of: [item.native for item in sequence_of],
+    subsections=lambda sequence: sequence[0].native,
+)
+
+
+def _asn1crypto_classes(schema: _Schema, core: Any) -> dict[str, Any]:
+    primitives = {_INTEGER: core.Integer, _BOOLEAN: core.Boolean, _UTF8: core.UTF8String, _OCTETS: core.OctetString}
+    classes: dict[str, Any] = {}
+
+    def spec(ref: str) -> Any:
+        return primitives.get(ref) or classes[ref]
+
+    class ChoiceList(core.SequenceOf):  # type: ignore[misc]
+        """A SEQUENCE OF CHOICE taking the converters' (alternative, value) pairs,
+        which asn1crypto takes only as Choice objects."""
+
+        def _make_value(self, value: Any) -> Any:
+            if isinstance(value, tuple):
+                return self._child_spec(name=value[0], value=value[1])
+            return super()._make_value(value)
+
+    for name, definition, _comment in schema.assignments:
+        if definition.kind == "SEQUENCE OF":
+            child = spec(definition.element)
+            base = ChoiceList if issubclass(child, core.Choice) else core.SequenceOf
+            classes[name] = type(name, (base,), {"_child_spec": child})
+        elif definition.kind == "SEQUENCE":
+            fields = [(c.ident, spec(c.ref), {"optional": True} if c.optional else {}) for c in definition.components]
+            classes[name] = type(name, (core.Sequence,), {"_fields": fields})
+        else:
+            classes[name] = type(
+                name, (core.Choice,), {"_alternatives": [(c.ident, spec(c.ref)) for c in definition.components]}
+            )
+    return classes
+
+
+def asn1crypto_codec(description: Description) -> Asn1Codec:
+    """``description``'s BER wire through asn1crypto (the fast pure-Python ASN.1
+    library) with classes generated like :func:`asn1_module`'s types.
+
+    asn1crypto parses lazily: ``decode`` converts the whole value to our state,
+    so every member is parsed. Raises :class:`Asn1LibraryMissing` without
+    asn1crypto; ``encode`` raises :class:`Asn1Unsupported` for a state that
+    needs a subsection.
+    """
+    try:
+        from asn1crypto import core  # type: ignore[import-untyped]
+    except ImportError:
+        raise Asn1LibraryMissing("asn1crypto is not installed (pip install 'migcompat[bench]')") from None
+    schema = _Schema(description)
+    top = _asn1crypto_classes(schema, core)[TOP_TYPE]
+    converters = _Converters(_ASN1CRYPTO)
+    to_value = _required(converters.encoder(schema.top))
+    from_value = _required(converters.decoder(schema.top))
+
+    def encode(state: State) -> bytes:
+        data: bytes = top(to_value(state)).dump()
+        return data
+
+    def decode(data: bytes) -> State:
+        value = top.load(data, strict=True)
+        state: State = from_value(value)
+        return state
+
+    return Asn1Codec(encode, decode)
+
+
 __all__ = [
     "MODULE_NAME",
     "SUBSECTIONS_TYPE",
@@ -1229,6 +1329,7 @@ __all__ = [
     "Asn1Mismatch",
     "Asn1Unsupported",
     "asn1_module",
+    "asn1crypto_codec",
     "asn1tools_codec",
     "pyasn1_classes",
     "pyasn1_codec",

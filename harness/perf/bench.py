@@ -43,7 +43,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from migcompat.codec.compiled import Format, compile_codec
+from migcompat.codec import native
+from migcompat.codec.compiled import CompiledCodec, Format, compile_codec
 from migcompat.errors import UsageError
 from migcompat.model import vmstate
 from migcompat.model.vmstate import Description, State
@@ -106,6 +107,23 @@ def _compiled_codec(fmt: Format, description: Description) -> Codec:
     return Codec(fmt, codec.encode, codec.decode)
 
 
+def _pure_ber_codec(description: Description) -> Codec:
+    """The BER wire through the generated Python code alone (the native path off):
+    what an install without a C compiler, or ``MIGCOMPAT_PURE_PYTHON=1``, runs."""
+    codec = CompiledCodec(description, "ber", native=False)
+    return Codec("ber-pure", codec.encode, codec.decode)
+
+
+def _cbor2_codec(workload: Workload) -> Codec:
+    """The same state as CBOR through cbor2 (C core): a self-describing binary
+    format a user might pick for speed; other bytes, the same values."""
+    try:
+        import cbor2
+    except ImportError:
+        raise CodecUnavailable("cbor2 is not installed (pip install 'migcompat[bench]')") from None
+    return Codec("cbor2", cbor2.dumps, cbor2.loads)
+
+
 def _walker_codec(fmt: Format, description: Description) -> Codec:
     """A byte wire through the generic walker and that wire's visitors (the
     compiled codec's reference path)."""
@@ -124,7 +142,11 @@ def _library_codec(name: str, workload: Workload) -> Codec:
     ``asn1tools``) from types generated from the workload's description."""
     from migcompat.perf import asn1spec
 
-    build = {"pyasn1": asn1spec.pyasn1_codec, "asn1tools": asn1spec.asn1tools_codec}[name]
+    build = {
+        "pyasn1": asn1spec.pyasn1_codec,
+        "asn1tools": asn1spec.asn1tools_codec,
+        "asn1crypto": asn1spec.asn1crypto_codec,
+    }[name]
     try:
         encode, decode = build(workload.description)
     except asn1spec.Asn1LibraryMissing as missing:
@@ -138,9 +160,12 @@ CODEC_BUILDERS: dict[str, Callable[[Workload], Codec]] = {
     "qemufile": lambda workload: _compiled_codec("qemufile", workload.description),
     "qemufile-walker": lambda workload: _walker_codec("qemufile", workload.description),
     "ber": lambda workload: _compiled_codec("ber", workload.description),
+    "ber-pure": lambda workload: _pure_ber_codec(workload.description),
     "ber-walker": lambda workload: _walker_codec("ber", workload.description),
     "pyasn1": partial(_library_codec, "pyasn1"),
     "asn1tools": partial(_library_codec, "asn1tools"),
+    "asn1crypto": partial(_library_codec, "asn1crypto"),
+    "cbor2": _cbor2_codec,
     "struct": _struct_codec,
 }
 OPS = ("encode", "decode")
@@ -148,9 +173,11 @@ OPS = ("encode", "decode")
 SAME_WIRE = (
     ("qemufile", "qemufile-walker"),
     ("ber", "ber-walker"),
+    ("ber-pure", "ber-walker"),
     ("struct", "qemufile"),
     ("pyasn1", "ber"),
     ("asn1tools", "ber"),
+    ("asn1crypto", "ber"),
 )
 
 
@@ -245,7 +272,12 @@ class Ratio:
 RATIOS: tuple[tuple[str, str, float | None, float | None], ...] = (
     ("ber", "pyasn1", 40.0, None),
     ("ber", "asn1tools", 4.0, None),
+    ("ber", "asn1crypto", 2.0, None),
+    ("cbor2", "ber", None, 2.0),
     ("qemufile", "ber", None, 2.0),
+    ("ber", "ber-pure", None, None),
+    ("ber-pure", "pyasn1", None, None),
+    ("ber-pure", "asn1tools", None, None),
     ("struct", "qemufile", None, 2.0),
     ("ber-walker", "pyasn1", None, None),
     ("ber-walker", "asn1tools", None, None),
@@ -344,6 +376,7 @@ def to_json(results: BenchResults) -> dict[str, Any]:
             "budget_s": results.budget_s,
             "rounds": results.rounds,
             "statistic": "median",
+            "ber_path": native.status(),
         },
         "results": [
             {
@@ -394,6 +427,7 @@ def render_text(results: BenchResults) -> str:
     lines = [
         f"migcompat bench ({'quick' if meta['quick'] else 'full'}; median of {meta['rounds']} rounds, "
         f"~{meta['budget_s']:g} s per measurement; {meta['implementation']} {meta['python']}; MB = 10^6 bytes)",
+        f"ber runs {meta['ber_path']}; ber-pure is the generated Python code alone",
         "",
         f"{'workload':<12} {'codec':<15} {'op':<7} {'ops/s':>14} {'MB/s':>9} {'bytes':>8}",
     ]

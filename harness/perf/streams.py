@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from migcompat.codec import compiled
 from migcompat.devices import resolve_section
 from migcompat.errors import UsageError
 from migcompat.perf.timing import FULL_BUDGET_S, FULL_ROUNDS, QUICK_BUDGET_S, QUICK_ROUNDS, measure
@@ -26,6 +27,8 @@ OPERATIONS: dict[str, str] = {
     "inspect": "every section decoded field by field (device models, then the vmdesc)",
     "to-ber": "decode, then write the BER envelope",
     "from-ber": "read the BER envelope, then write QEMU's format",
+    "to-ber-pure": "to-ber on the pure-Python path (the native BER path off)",
+    "from-ber-pure": "from-ber on the pure-Python path",
 }
 
 
@@ -75,16 +78,21 @@ def run(directory: Path, quick: bool = False) -> list[StreamFigure]:
         for operation, call in _calls(data).items():
             timing = measure(call, budget_s=budget_s, rounds=rounds)
             figures.append(StreamFigure(path.stem, operation, len(data), timing.seconds))
+        with compiled.pure_python():
+            calls = _calls(data)
+            for operation in ("to-ber", "from-ber"):
+                timing = measure(calls[operation], budget_s=budget_s, rounds=rounds)
+                figures.append(StreamFigure(path.stem, f"{operation}-pure", len(data), timing.seconds))
     return figures
 
 
 def render_text(figures: list[StreamFigure]) -> str:
     lines = ["whole streams (MB/s of the capture's bytes; x = time / time to split)"]
     split = {figure.capture: figure.seconds for figure in figures if figure.operation == "split"}
-    lines.append(f"  {'capture':<26} {'operation':<9} {'MB/s':>8} {'ms':>9} {'x split':>8}")
+    lines.append(f"  {'capture':<28} {'operation':<13} {'MB/s':>8} {'ms':>9} {'x split':>8}")
     for figure in figures:
         lines.append(
-            f"  {figure.capture:<26} {figure.operation:<9} {figure.megabytes_per_second:>8.1f} "
+            f"  {figure.capture:<28} {figure.operation:<13} {figure.megabytes_per_second:>8.1f} "
             f"{figure.seconds * 1e3:>9.2f} {figure.seconds / split[figure.capture]:>7.1f}x"
         )
     lines.extend(f"  {name}: {meaning}" for name, meaning in OPERATIONS.items())

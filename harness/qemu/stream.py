@@ -120,7 +120,7 @@ class DescriptionCodec:
         return compiled.load(visitor, self.description, version)
 
     def save(self, visitor: Visitor, state: dict[str, Any], version: int) -> None:
-        vmstate.walk(visitor, self.description, state, version)
+        compiled.save(visitor, self.description, state, version)
 
 
 def no_devices(idstr: str, version: int) -> SectionCodec | None:
@@ -588,10 +588,10 @@ def _visit_record(
     elif carried == _BY_VMDESC:
         description = descriptions.description(record)
         if visitor.is_input:
-            record.state = vmstate.load(visitor, description, record.version_id)
+            record.state = compiled.load(visitor, description, record.version_id)
         else:
             assert old.state is not None
-            vmstate.walk(visitor, description, old.state, record.version_id)
+            compiled.save(visitor, description, old.state, record.version_id)
             record.state = old.state
         record.decoded_by = "vmdesc"
     else:

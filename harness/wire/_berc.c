@@ -29,7 +29,9 @@
  *     defaults[i] = (is_factory, object)
  *     whens[i] None or (sibling index, value, bit)
  *     signatures[mask]: the signature TLV for the value-gated fields present
- *     subsections: the Subsection objects (encode: none may be needed)
+ *     subsections[k] = (subsection, name, name_tlv, entry_signature, version_tlv, plan, critical_tlv): in the
+ *       description's order; encode writes those whose subsection.is_needed(state), decode
+ *       reads entries of these names at the subsection's own version
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -49,6 +51,10 @@ enum { S_NAMES, S_OPS, S_DEFAULTS, S_WHENS, S_SIGNATURES, S_IS_DESCRIPTION, S_SU
 #define SEQUENCE 0x30
 
 static const char EMPTY_LIST[4] = {0x30, 0x02, 0x0c, 0x00};
+static const char STRUCT_CODE[8] = {0x0c, 0x06, 's', 't', 'r', 'u', 'c', 't'};
+
+/* Subsection entry tuple positions. */
+enum { SUB_OBJECT, SUB_NAME, SUB_NAME_TLV, SUB_SIGNATURE, SUB_VERSION_TLV, SUB_PLAN, SUB_CRITICAL_TLV };
 
 /* ------------------------------------------------------------------ output */
 
@@ -303,6 +309,21 @@ static int encode_value(PyObject *op, PyObject *value, PyObject **siblings, Out 
     return GIVE_UP;
 }
 
+/* A field's default: a shared immutable value, or one its factory builds afresh. */
+static int default_of(PyObject *pair, PyObject **into)
+{
+    if (PyTuple_GET_ITEM(pair, 0) == Py_True) {
+        *into = PyObject_CallNoArgs(PyTuple_GET_ITEM(pair, 1));
+        if (*into == NULL) {
+            PyErr_Clear();
+            return GIVE_UP;
+        }
+        return OK;
+    }
+    *into = Py_NewRef(PyTuple_GET_ITEM(pair, 1));
+    return OK;
+}
+
 /* The values a struct's fields have while it is walked: present ones from the
  * state, absent ones their defaults (what the walker's ``out`` holds). */
 static int struct_values(PyObject *plan, PyObject *state, PyObject **values, int *present, int *mask)
@@ -333,21 +354,8 @@ static int struct_values(PyObject *plan, PyObject *state, PyObject **values, int
             }
             Py_INCREF(value);
             values[i] = value;
-        } else {
-            PyObject *pair = PyTuple_GET_ITEM(defaults, i);
-            /* A default the walker builds afresh is only compared here: its class is enough. */
-            if (PyTuple_GET_ITEM(pair, 0) == Py_True) {
-                PyObject *made = PyObject_CallNoArgs(PyTuple_GET_ITEM(pair, 1));
-                if (made == NULL) {
-                    PyErr_Clear();
-                    return GIVE_UP;
-                }
-                values[i] = made;
-            } else {
-                values[i] = PyTuple_GET_ITEM(pair, 1);
-                Py_INCREF(values[i]);
-            }
-        }
+        } else if (default_of(PyTuple_GET_ITEM(defaults, i), &values[i]) != OK)
+            return GIVE_UP;
     }
     return OK;
 }
@@ -358,22 +366,59 @@ static void release(PyObject **values, Py_ssize_t n)
         Py_XDECREF(values[i]);
 }
 
-static int subsections_needed(PyObject *plan, PyObject *state)
+static int put_bytes(Out *out, PyObject *bytes)
+{
+    return out_put(out, PyBytes_AS_STRING(bytes), PyBytes_GET_SIZE(bytes));
+}
+
+/* The subsection list of a description: an entry per needed subsection, as the walker writes it. */
+static int encode_subsections(PyObject *plan, PyObject *state, Out *out)
 {
     PyObject *subsections = PyTuple_GET_ITEM(plan, S_SUBSECTIONS);
+    Py_ssize_t at = -1;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(subsections); i++) {
-        PyObject *needed = PyObject_CallMethod(PyTuple_GET_ITEM(subsections, i), "is_needed", "O", state);
-        if (needed == NULL) {
+        PyObject *sub = PyTuple_GET_ITEM(subsections, i);
+        PyObject *needed = PyObject_CallMethod(PyTuple_GET_ITEM(sub, SUB_OBJECT), "is_needed", "O", state);
+        int truth = needed == NULL ? -1 : PyObject_IsTrue(needed);
+        Py_XDECREF(needed);
+        if (truth < 0) {
             PyErr_Clear();
             return GIVE_UP;
         }
-        int truth = PyObject_IsTrue(needed);
-        Py_DECREF(needed);
-        if (truth != 0) {
+        if (!truth)
+            continue;
+        if (at < 0 && (out_open(out, &at) != OK || out_put(out, STRUCT_CODE, 8) != OK))
+            return ERROR;
+        PyObject *value = PyDict_GetItemWithError(state, PyTuple_GET_ITEM(sub, SUB_NAME));
+        if (value == NULL && PyErr_Occurred()) {
             PyErr_Clear();
             return GIVE_UP;
         }
+        int empty = value == NULL ? 1 : !PyObject_IsTrue(value);
+        if (empty < 0) {
+            PyErr_Clear();
+            return GIVE_UP;
+        }
+        PyObject *sub_state = empty ? PyDict_New() : Py_NewRef(value);
+        if (sub_state == NULL)
+            return ERROR;
+        Py_ssize_t entry;
+        int status = OK;
+        if (out_open(out, &entry) != OK || put_bytes(out, PyTuple_GET_ITEM(sub, SUB_SIGNATURE)) != OK ||
+            put_bytes(out, PyTuple_GET_ITEM(sub, SUB_NAME_TLV)) != OK ||
+            put_bytes(out, PyTuple_GET_ITEM(sub, SUB_VERSION_TLV)) != OK ||
+            put_bytes(out, PyTuple_GET_ITEM(sub, SUB_CRITICAL_TLV)) != OK)
+            status = ERROR;
+        if (status == OK)
+            status = encode_struct(PyTuple_GET_ITEM(sub, SUB_PLAN), sub_state, out);
+        Py_DECREF(sub_state);
+        if (status != OK)
+            return status;
+        out_close(out, entry);
     }
+    if (at < 0)
+        return out_put(out, EMPTY_LIST, 4);
+    out_close(out, at);
     return OK;
 }
 
@@ -409,11 +454,8 @@ static int encode_struct(PyObject *plan, PyObject *state, Out *out)
     for (Py_ssize_t i = 0; status == OK && i < n; i++)
         if (present[i])
             status = encode_value(PyTuple_GET_ITEM(ops, i), values[i], values, out);
-    if (status == OK && PyTuple_GET_ITEM(plan, S_IS_DESCRIPTION) == Py_True) {
-        status = subsections_needed(plan, state);
-        if (status == OK)
-            status = out_put(out, EMPTY_LIST, 4);
-    }
+    if (status == OK && PyTuple_GET_ITEM(plan, S_IS_DESCRIPTION) == Py_True)
+        status = encode_subsections(plan, state, out);
     if (status == OK)
         out_close(out, at);
     release(values, n);
@@ -489,7 +531,8 @@ static int decode_integer(PyObject *op, const In *in, Py_ssize_t *pos, PyObject 
     int bits = (int)op_long(op, 1), is_signed = (int)op_long(op, 2);
     int negative = c[0] & 0x80;
     if (size == 9) {
-        if (negative || is_signed || bits < 64)
+        /* Only a uint64 of 2**63 or more needs a ninth octet, and then its first is 0. */
+        if (negative || is_signed || bits < 64 || c[0] != 0x00)
             return GIVE_UP;
         c++;
         size = 8;
@@ -629,20 +672,6 @@ static int validated(PyObject *plan, PyObject *state)
     return OK;
 }
 
-static int default_of(PyObject *pair, PyObject **into)
-{
-    if (PyTuple_GET_ITEM(pair, 0) == Py_True) {
-        *into = PyObject_CallNoArgs(PyTuple_GET_ITEM(pair, 1));
-        if (*into == NULL) {
-            PyErr_Clear();
-            return GIVE_UP;
-        }
-        return OK;
-    }
-    *into = Py_NewRef(PyTuple_GET_ITEM(pair, 1));
-    return OK;
-}
-
 static int decode_fields(PyObject *plan, const In *in, Py_ssize_t *pos, PyObject **values, int mask)
 {
     PyObject *ops = PyTuple_GET_ITEM(plan, S_OPS), *whens = PyTuple_GET_ITEM(plan, S_WHENS);
@@ -667,6 +696,77 @@ static int decode_fields(PyObject *plan, const In *in, Py_ssize_t *pos, PyObject
         if (status != OK)
             return status;
     }
+    return OK;
+}
+
+static int starts_with(const In *in, Py_ssize_t p, Py_ssize_t end, PyObject *bytes)
+{
+    Py_ssize_t size = PyBytes_GET_SIZE(bytes);
+    return end - p >= size && memcmp(in->data + p, PyBytes_AS_STRING(bytes), (size_t)size) == 0;
+}
+
+/* A description's subsection list: entries of known names, each at its subsection's
+ * own version, none twice, added to ``state`` in stream order. */
+static int decode_subsections(PyObject *plan, const In *in, Py_ssize_t *pos, PyObject *state)
+{
+    Py_ssize_t p = *pos, end;
+    if (read_header(in, &p, SEQUENCE, &end) != OK)
+        return GIVE_UP;
+    if (end - p == 2 && in->data[p] == 0x0c && in->data[p + 1] == 0) {
+        *pos = end;
+        return OK;
+    }
+    if (end - p < 8 || memcmp(in->data + p, STRUCT_CODE, 8) != 0)
+        return GIVE_UP;
+    p += 8;
+    PyObject *subsections = PyTuple_GET_ITEM(plan, S_SUBSECTIONS);
+    In bounded = {in->data, end};
+    int read = 0;
+    while (p < end) {
+        Py_ssize_t entry_end, q = p;
+        if (read_header(&bounded, &q, SEQUENCE, &entry_end) != OK)
+            return GIVE_UP;
+        PyObject *sub = NULL;
+        for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(subsections) && sub == NULL; k++) {
+            PyObject *candidate = PyTuple_GET_ITEM(subsections, k);
+            if (starts_with(in, q, entry_end, PyTuple_GET_ITEM(candidate, SUB_SIGNATURE)))
+                sub = candidate;
+        }
+        if (sub == NULL)
+            return GIVE_UP; /* a name this description does not know, or another form */
+        q += PyBytes_GET_SIZE(PyTuple_GET_ITEM(sub, SUB_SIGNATURE));
+        PyObject *name_tlv = PyTuple_GET_ITEM(sub, SUB_NAME_TLV), *version_tlv = PyTuple_GET_ITEM(sub, SUB_VERSION_TLV);
+        if (!starts_with(in, q, entry_end, name_tlv))
+            return GIVE_UP;
+        q += PyBytes_GET_SIZE(name_tlv);
+        if (!starts_with(in, q, entry_end, version_tlv))
+            return GIVE_UP; /* another version: the Python paths decide */
+        q += PyBytes_GET_SIZE(version_tlv);
+        if (entry_end - q < 3 || in->data[q] != 0x01 || in->data[q + 1] != 0x01 ||
+            (in->data[q + 2] != 0x00 && in->data[q + 2] != 0xff))
+            return GIVE_UP;
+        q += 3;
+        PyObject *name = PyTuple_GET_ITEM(sub, SUB_NAME);
+        int seen = PyDict_Contains(state, name);
+        if (seen != 0) {
+            PyErr_Clear();
+            return GIVE_UP; /* twice (or a field of that name): the generic path says so */
+        }
+        In inner = {in->data, entry_end};
+        PyObject *value = NULL;
+        int status = decode_struct(PyTuple_GET_ITEM(sub, SUB_PLAN), &inner, &q, &value);
+        if (status != OK)
+            return status;
+        status = q == entry_end ? (PyDict_SetItem(state, name, value) < 0 ? ERROR : OK) : GIVE_UP;
+        Py_DECREF(value);
+        if (status != OK)
+            return status;
+        p = entry_end;
+        read++;
+    }
+    if (read == 0)
+        return GIVE_UP;
+    *pos = p;
     return OK;
 }
 
@@ -701,14 +801,6 @@ static int decode_struct(PyObject *plan, const In *in, Py_ssize_t *pos, PyObject
     memset(values, 0, (size_t)n * sizeof(PyObject *));
     In bounded = {in->data, end};
     int status = decode_fields(plan, &bounded, &p, values, mask);
-    if (status == OK && PyTuple_GET_ITEM(plan, S_IS_DESCRIPTION) == Py_True) {
-        if (end - p >= 4 && memcmp(in->data + p, EMPTY_LIST, 4) == 0)
-            p += 4;
-        else
-            status = GIVE_UP; /* subsections: the Python paths read them */
-    }
-    if (status == OK && p != end)
-        status = GIVE_UP;
     PyObject *state = NULL;
     if (status == OK) {
         state = PyDict_New();
@@ -717,9 +809,13 @@ static int decode_struct(PyObject *plan, const In *in, Py_ssize_t *pos, PyObject
         for (Py_ssize_t i = 0; status == OK && i < n; i++)
             if (PyDict_SetItem(state, PyTuple_GET_ITEM(names, i), values[i]) < 0)
                 status = ERROR;
-        if (status == OK)
-            status = validated(plan, state);
     }
+    if (status == OK && PyTuple_GET_ITEM(plan, S_IS_DESCRIPTION) == Py_True)
+        status = decode_subsections(plan, &bounded, &p, state);
+    if (status == OK && p != end)
+        status = GIVE_UP;
+    if (status == OK)
+        status = validated(plan, state);
     release(values, n);
     if (n > 64)
         PyMem_Free(values);

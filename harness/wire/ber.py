@@ -220,6 +220,10 @@ class BerOutputVisitor(PathTracker, Visitor):
         self._emit(name, "bool", b"\x01\x01\xff" if value else b"\x01\x01\x00")
         return value
 
+    def visit_encoded(self, name: str, code: str, tlv: bytes) -> None:
+        """A member a compiled codec already wrote: exactly the TLV visiting it would write."""
+        self._emit(name, code, tlv)
+
     def visit_str(self, name: str, value: str) -> str:
         if not isinstance(value, str):
             raise self._bad_value(f"{value!r} is not a str", name)
@@ -604,6 +608,40 @@ class BerInputVisitor(PathTracker, Visitor):
             while self.position < end:
                 self._skip("", 0)
         self._leave()
+
+    # -- members read elsewhere (a compiled codec) --------------------------
+    @property
+    def data(self) -> bytes:
+        """The whole input (reading goes on at :attr:`position`)."""
+        return self._data
+
+    def member_span(self, name: str, code: str) -> tuple[int, int] | None:
+        """(start, end) of the next member when it is ``name`` of ``code`` where
+        the stream's signature declares it, with a definite length inside its
+        container; None otherwise (then read it through this visitor)."""
+        if not self._stack:
+            return None
+        frame = self._stack[-1]
+        index: int = frame[_MEMBER]  # type: ignore[assignment]
+        if frame[_IS_LIST] or frame[_SIGNATURE][index : index + 1] != ((name, code),):  # type: ignore[index]
+            return None
+        data, start, limit = self._data, self.position, self._bound
+        if start + 2 > limit or data[start] != TAG_SEQUENCE:
+            return None
+        length, content = data[start + 1], start + 2
+        if length >= 0x80:
+            octets = length & 0x7F
+            if not 0 < octets <= MAX_LENGTH_OCTETS or content + octets > limit:
+                return None
+            length = int.from_bytes(data[content : content + octets], "big")
+            content += octets
+        end = content + length
+        return (start, end) if end <= limit else None
+
+    def skip_member(self, end: int) -> None:
+        """Go past the member :meth:`member_span` found, read by someone else up to ``end``."""
+        self._stack[-1][_MEMBER] += 1  # type: ignore[operator]
+        self.position = end
 
     # -- visitor interface -------------------------------------------------
     def start_struct(self, name: str) -> None:
