@@ -282,3 +282,14 @@ def test_a_whole_capture_converts_through_the_native_path_to_the_same_bytes(monk
     assert ber == pure and back == pure_back
     assert stream.encode_qemu(back, resolve_section) == data
     assert calls["encode"] >= 20 and calls["decode"] >= 20, calls
+
+
+def test_a_description_deeper_than_the_limit_is_not_planned() -> None:
+    from migcompat.limits import MAX_DEPTH
+
+    kind: Any = Scalar("uint8")
+    for level in range(MAX_DEPTH + 1):
+        kind = Struct(f"s{level}", (Field("x", kind),))
+    codec = native.NativeCodec(Description("deep", 1, 1, (Field("x", kind),)))
+    assert codec.unplanned is not None and str(MAX_DEPTH) in codec.unplanned
+    assert codec.encode({"x": {}}) is None and codec.decode(b"\x30\x00", 0, 1) is None

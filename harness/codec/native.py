@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from migcompat.codec.analysis import Unsupported, check_supported
 from migcompat.limits import MAX_ELEMENTS
 from migcompat.model.vmstate import Array, Buffer, Description, Field, FieldRef, FieldType, Scalar, Struct, Subsection
 from migcompat.wire.ber import CODES, TAG_UTF8STRING, encode_integer, encode_tlv, signature_text
@@ -202,8 +203,9 @@ class NativeCodec:
         self._encode_plan: Plan | None = None
         self._decode_plans: dict[int, Plan | None] = {}
         try:
+            check_supported(description, "ber")  # depth within MAX_DEPTH: the plan's recursion is bounded
             self._encode_plan = self._planner.description(description, description.version_id)
-        except NotPlanned as reason:
+        except (NotPlanned, Unsupported) as reason:
             self.unplanned = str(reason)
 
     def encode(self, state: Any) -> bytes | None:
