@@ -503,6 +503,11 @@ def bench(
 @click.option("--make-seeds", is_flag=True, help="(Re)write the seed corpora and the fuzz/ dictionaries and options.")
 @click.option("--corpora", type=click.Path(file_okay=False), default="corpora", show_default=True)
 @click.option("--work", type=click.Path(file_okay=False), default=".fuzz", show_default=True, help="Work corpora.")
+@click.option(
+    "--instrument-native",
+    is_flag=True,
+    help="Fuzz on a clang build of the native BER path with coverage (fuzzer-no-link) and UBSan (needs clang).",
+)
 def fuzz(
     target: str | None,
     seconds: int | None,
@@ -513,6 +518,7 @@ def fuzz(
     make_seeds: bool,
     corpora: str,
     work: str,
+    instrument_native: bool,
 ) -> None:
     """Fuzz TARGET (or 'all') and print executions, exec/s, coverage, new corpus entries and findings.
 
@@ -528,7 +534,7 @@ def fuzz(
             if target is None:
                 return
         names = command.target_names(target)
-        summaries = command.fuzz(names, seconds, runs, jobs, seed, Path(corpora), Path(work))
+        summaries = command.fuzz(names, seconds, runs, jobs, seed, Path(corpora), Path(work), instrument_native)
     except MigcompatError as error:
         _fail(str(error))
         return

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from migcompat.fuzzing import dictionaries, seeds
+from migcompat.fuzzing import dictionaries, native_build, seeds
 from migcompat.fuzzing.targets import Target, judge
 
 #: Seconds one input may take before it is a finding (libFuzzer's -timeout).
@@ -86,6 +86,8 @@ class Summary:
     jobs: list[JobStats]
     new_entries: int
     findings: list[Finding] = field(default_factory=list)
+    #: With the native path instrumented: the coverage counters its C gave libFuzzer.
+    native_counters: int | None = None
 
     @property
     def execs(self) -> int:
@@ -124,6 +126,7 @@ class Summary:
             "features": self.features,
             "new_corpus_entries": self.new_entries,
             "seconds": round(self.seconds, 1),
+            "native_counters": self.native_counters,
         }
 
     def text(self) -> str:
@@ -133,6 +136,8 @@ class Summary:
             f"coverage {coverage}, corpus {self.corpus_size} entries ({self.new_entries} new), "
             f"{len(self.findings)} findings"
         ]
+        if self.native_counters is not None:
+            lines.append(f"  native BER path instrumented: {self.native_counters} C coverage counters")
         for finding in self.findings:
             detail = f" ({finding.detail})" if finding.detail else ""
             lines.append(f"  finding: {finding.kind}{detail}: {finding.path}")
@@ -156,6 +161,15 @@ def parse_log(text: str) -> JobStats:
     stats.exec_per_s = int(final.get("average_exec_per_sec", 0))
     stats.new_units = int(final.get("new_units_added", 0))
     return stats
+
+
+_COUNTERS = re.compile(r"INFO: Loaded 1 modules\s+\((\d+) inline 8-bit counters\)")
+
+
+def _native_counters(log: str) -> int:
+    """How many coverage counters the instrumented native module gave libFuzzer (0: none loaded)."""
+    found = _COUNTERS.search(log)
+    return int(found.group(1)) if found else 0
 
 
 def entry_command(target: str) -> list[str]:
@@ -218,8 +232,11 @@ def run(
     corpora: Path = Path("corpora"),
     work: Path = Path(".fuzz"),
     seed: int | None = None,
+    instrument_native: bool = False,
 ) -> Summary:
-    """Fuzz ``target`` for ``seconds`` (or ``runs`` executions per job) with ``jobs`` processes."""
+    """Fuzz ``target`` for ``seconds`` (or ``runs`` executions per job) with ``jobs`` processes;
+    with ``instrument_native``, on an instrumented build of the native BER path (:mod:`.native_build`)."""
+    environment = native_build.job_environment(work) if instrument_native else None
     corpus, inputs, run_dir, flags = _prepare(target, corpora, work)
     if seconds is not None:
         flags.append(f"-max_total_time={seconds}")
@@ -233,7 +250,7 @@ def run(
         job_seed = [f"-seed={seed + index}"] if seed is not None else []
         command = [*entry_command(target.name), *flags, *job_seed, *(str(path) for path in inputs)]
         with log.open("wb") as output:
-            processes.append(subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT))
+            processes.append(subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=environment))
     for process in processes:
         process.wait()
     elapsed = time.monotonic() - started
@@ -242,6 +259,7 @@ def run(
         seconds=elapsed,
         jobs=[parse_log(log.read_text(errors="replace")) for log in logs],
         new_entries=len(_files(corpus) - before),
+        native_counters=_native_counters(logs[0].read_text(errors="replace")) if instrument_native else None,
     )
     for artifact in sorted(_files(run_dir / "artifacts")):
         summary.findings.append(keep_finding(target, artifact, corpora / "regressions" / target.name))

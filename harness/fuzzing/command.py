@@ -34,7 +34,14 @@ def _require(module: str, why: str) -> None:
 
 
 def fuzz(
-    names: list[str], seconds: int | None, runs: int | None, jobs: int, seed: int | None, corpora: Path, work: Path
+    names: list[str],
+    seconds: int | None,
+    runs: int | None,
+    jobs: int,
+    seed: int | None,
+    corpora: Path,
+    work: Path,
+    instrument_native: bool = False,
 ) -> list[campaign.Summary]:
     """Run each target in turn; a summary per target."""
     _require("atheris", "it runs the fuzz targets")
@@ -44,7 +51,16 @@ def fuzz(
     if seconds is None and runs is None:
         seconds = DEFAULT_SECONDS
     return [
-        campaign.run(TARGETS[name], seconds=seconds, runs=runs, jobs=jobs, corpora=corpora, work=work, seed=seed)
+        campaign.run(
+            TARGETS[name],
+            seconds=seconds,
+            runs=runs,
+            jobs=jobs,
+            corpora=corpora,
+            work=work,
+            seed=seed,
+            instrument_native=instrument_native,
+        )
         for name in names
     ]
 

@@ -49,6 +49,9 @@ def _load(name: str) -> Callable[[bytes], None]:
     """Import the project under instrumentation and return the target's TestOneInput."""
     import atheris  # type: ignore[import-untyped]
 
+    from migcompat.fuzzing import native_build
+
+    native_build.use_from_environment()  # before anything imports the installed native module
     with atheris.instrument_imports(include=list(INSTRUMENTED), exclude=[__name__, *NOT_INSTRUMENTED]):
         for module in _MODULES:
             importlib.import_module(module)
