@@ -25,10 +25,21 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from migcompat.codec.analysis import Unsupported, check_supported
+from migcompat.codec.analysis import (
+    ENTRY_MEMBERS,
+    SUBSECTIONS_MEMBER,
+    Unsupported,
+    ber_code,
+    ber_members,
+    check_supported,
+    code_tlv,
+    signature,
+    signature_variants,
+)
+from migcompat.codec.runtime import BOOL_TLVS
 from migcompat.limits import MAX_ELEMENTS
-from migcompat.model.vmstate import Array, Buffer, Description, Field, FieldRef, FieldType, Scalar, Struct, Subsection
-from migcompat.wire.ber import CODES, TAG_UTF8STRING, encode_integer, encode_tlv, signature_text
+from migcompat.model.vmstate import Array, Buffer, Description, FieldRef, FieldType, Scalar, Struct, Subsection
+from migcompat.wire.ber import CODES, encode_integer
 from migcompat.wire.visitor import INTEGER_KINDS
 
 try:
@@ -65,20 +76,6 @@ class NotPlanned(Exception):
     """A description the plan cannot follow exactly: the Python paths keep it."""
 
 
-def _code(kind: FieldType) -> str:
-    if isinstance(kind, Scalar):
-        return CODES[kind.kind]
-    if isinstance(kind, Buffer):
-        return "buf"
-    if isinstance(kind, Struct | Description):
-        return "struct"
-    return "list"
-
-
-def _present(f: Field, version: int) -> bool:
-    return not (f.since > version or (f.until is not None and version >= f.until))
-
-
 class _Planner:
     """Plans per (description or struct, version); shared types are planned once."""
 
@@ -86,72 +83,61 @@ class _Planner:
         self._plans: dict[tuple[int, int], Plan] = {}
 
     def description(self, description: Description, version: int) -> Plan:
-        return self._struct(description, description.fields, version, description)
+        return self._struct(description, version)
 
-    def _struct(self, owner: Struct | Description, fields: tuple[Field, ...], version: int, described: Any) -> Plan:
+    def _struct(self, owner: Struct | Description, version: int) -> Plan:
         key = (id(owner), version)
         cached = self._plans.get(key)
         if cached is not None:
             return cached
+        fields = owner.fields
+        if any(not f.name for f in fields):
+            raise NotPlanned("an empty member name")
         index = {f.name: i for i, f in enumerate(fields)}
-        names: list[str] = []
+        present, gated = ber_members(fields, version)
         ops: list[Plan | None] = []
         defaults: list[tuple[bool, Any]] = []
         whens: list[tuple[int, Any, int] | None] = []
-        gated: list[Field] = []
         for position, f in enumerate(fields):
-            if not f.name:
-                raise NotPlanned("an empty member name")
-            names.append(f.name)
-            present = _present(f, version)
-            ops.append(self._type(f.type, version, index, position) if present else None)
+            ops.append(self._type(f.type, version, index, position) if f in present else None)
             default = f.default_value()
             fresh = isinstance(default, list | dict | bytearray)
             defaults.append((True, f.default_value) if fresh else (False, default))
-            if present and f.when is not None:
+            if f in gated:
+                assert f.when is not None
                 sibling = index.get(f.when[0])
                 if sibling is None or sibling >= position:
                     raise NotPlanned(f"{f.name}: gated on a field that does not precede it")
-                whens.append((sibling, f.when[1], len(gated)))
-                gated.append(f)
+                whens.append((sibling, f.when[1], gated.index(f)))
             else:
                 whens.append(None)
-        is_description = isinstance(described, Description)
-        signatures = []
-        for mask in range(1 << len(gated)):
-            members = [
-                (f.name, _code(f.type))
-                for f in fields
-                if _present(f, version) and (f.when is None or mask & (1 << gated.index(f)))
-            ]
-            if is_description:
-                members.append(("subsections", "list"))
-            signatures.append(encode_tlv(TAG_UTF8STRING, signature_text(members).encode()))
+        described = owner if isinstance(owner, Description) else None
         plan = (
-            tuple(names),
+            tuple(f.name for f in fields),
             tuple(ops),
             tuple(defaults),
             tuple(whens),
-            tuple(signatures),
-            is_description,
-            tuple(self._subsection(sub) for sub in described.subsections) if is_description else (),
-            described.validate if is_description else None,
+            signature_variants(present, gated, [SUBSECTIONS_MEMBER] if described is not None else []),
+            described is not None,
+            tuple(self._subsection(sub) for sub in described.subsections) if described is not None else (),
+            described.validate if described is not None else None,
         )
         self._plans[key] = plan
         return plan
 
     def _subsection(self, sub: Subsection) -> Plan:
-        """A subsection entry as the walker writes it: its name, its own version, whether it is critical."""
+        """A subsection entry as the generated encoder writes it (``BerEncoder.subsections``)."""
         described = sub.description
-        entry = [("name", "str"), ("version_id", "u32"), ("critical", "bool"), (described.name, "struct")]
+        if described.version_id > 0xFFFFFFFF:
+            raise NotPlanned(f"{sub.name}: a version beyond uint32")  # the walker refuses to write it
         return (
             sub,
             described.name,
-            encode_tlv(TAG_UTF8STRING, described.name.encode()),
-            encode_tlv(TAG_UTF8STRING, signature_text(entry).encode()),
+            code_tlv(described.name),
+            signature([*ENTRY_MEMBERS, (described.name, CODES["struct"])]),
             encode_integer(described.version_id),
             self.description(described, described.version_id),
-            b"\x01\x01\xff" if sub.critical else b"\x01\x01\x00",
+            BOOL_TLVS[sub.critical],
         )
 
     def _type(self, kind: FieldType, version: int, siblings: dict[str, int], position: int) -> Plan:
@@ -166,12 +152,12 @@ class _Planner:
             size, ref, scale = self._length(kind.size, siblings, position)
             return (OP_BUF, size, ref, scale)
         if isinstance(kind, Struct):
-            return (OP_STRUCT, self._struct(kind, kind.fields, version, kind))
+            return (OP_STRUCT, self._struct(kind, version))
         if isinstance(kind, Description):
             return (OP_STRUCT, self.description(kind, kind.version_id))
         if isinstance(kind, Array):
             element = self._type(kind.element, version, siblings, position)
-            code = encode_tlv(TAG_UTF8STRING, _code(kind.element).encode())
+            code = code_tlv(ber_code(kind.element))
             length = kind.length if kind.length is not None else -1
             size, ref, scale = self._length(length, siblings, position)
             maximum = kind.max_length if kind.max_length is not None else -1

@@ -6,7 +6,8 @@ sizes) or go on from guest memory (the VAPIC option ROM, AHCI's command lists).
 :func:`refusals` says what QEMU refuses from the fields and the stream's own
 RAM pages; :func:`undecided` names what depends on more than a stream and a
 dump show, so the report says "cannot tell" rather than guess. Each rule is
-read from the device's source at the 5.2, 7.2 and 10.0 tags (the same there).
+read from the device's source; the VAPIC rules are checked against real 5.2,
+7.2 and 10.0 loads (tests/test_check.py).
 """
 
 from __future__ import annotations

@@ -28,11 +28,15 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from migcompat.errors import DecodeError, DescriptionError
 from migcompat.model import vmstate
 from migcompat.qemu import imported
 from migcompat.wire.qemufile import QemuLoadVisitor
+
+if TYPE_CHECKING:
+    from migcompat.qemu.peer import MachineConfig
 
 #: A section's fields in its vmdesc order, each with the first version that reads it.
 FieldsSince = tuple[tuple[str, int], ...]
@@ -138,8 +142,6 @@ def probe_section(
                 prefix += data[spans[index].start : spans[index].end]
         # Fields of no bytes are never named: they are read wherever they stand.
         read_set = set(read) | {i for i in readable if spans[i].start == spans[i].end}
-        if any(i not in read_set for i in readable if i > (read[-1] if read else -1)):
-            pass  # fields after the last one named are not read at this version
         rebuilt = header + b"".join(data[spans[i].start : spans[i].end] for i in sorted(read_set))
         accepted, _message = load(rebuilt + data[spans[-1].end :])
         if not accepted:
@@ -152,7 +154,7 @@ def probe_section(
 
 def probe(
     release: str,
-    config: object,
+    config: MachineConfig,
     data: bytes,
     sections: Sequence[ProbedSection],
     *,
@@ -168,7 +170,7 @@ def probe(
 
         def load(stream: bytes) -> tuple[bool, str]:
             path.write_bytes(stream)
-            result = peer.load(config, path, release=release, timeout=timeout)  # type: ignore[arg-type]
+            result = peer.load(config, path, release=release, timeout=timeout)
             return result.accepted, result.message
 
         for section in sections:

@@ -360,10 +360,48 @@ static int struct_values(PyObject *plan, PyObject *state, PyObject **values, int
     return OK;
 }
 
-static void release(PyObject **values, Py_ssize_t n)
+/* A struct's per-field values (new references) and presence while it is walked:
+ * on the stack for most structs, on the heap for large ones. */
+#define STACK_FIELDS 64
+
+typedef struct {
+    PyObject *stack_values[STACK_FIELDS];
+    int stack_present[STACK_FIELDS];
+    PyObject **values;
+    int *present;
+    Py_ssize_t n;
+} Slots;
+
+static int slots_open(Slots *slots, Py_ssize_t n)
 {
-    for (Py_ssize_t i = 0; i < n; i++)
-        Py_XDECREF(values[i]);
+    if (n > MAX_FIELDS)
+        return GIVE_UP;
+    slots->n = n;
+    if (n <= STACK_FIELDS) {
+        slots->values = slots->stack_values;
+        slots->present = slots->stack_present;
+    } else {
+        slots->values = PyMem_Calloc((size_t)n, sizeof(PyObject *));
+        slots->present = PyMem_Calloc((size_t)n, sizeof(int));
+        if (slots->values == NULL || slots->present == NULL) {
+            PyMem_Free(slots->values);
+            PyMem_Free(slots->present);
+            PyErr_NoMemory();
+            return ERROR;
+        }
+    }
+    memset(slots->values, 0, (size_t)n * sizeof(PyObject *));
+    return OK;
+}
+
+static void slots_close(Slots *slots)
+{
+    for (Py_ssize_t i = 0; i < slots->n; i++)
+        Py_XDECREF(slots->values[i]);
+    if (slots->values != slots->stack_values) {
+        PyMem_Free(slots->values);
+        PyMem_Free(slots->present);
+    }
 }
 
 static int put_bytes(Out *out, PyObject *bytes)
@@ -428,22 +466,13 @@ static int encode_struct(PyObject *plan, PyObject *state, Out *out)
         return GIVE_UP;
     PyObject *ops = PyTuple_GET_ITEM(plan, S_OPS);
     Py_ssize_t n = PyTuple_GET_SIZE(ops);
-    if (n > MAX_FIELDS)
-        return GIVE_UP;
-    PyObject *stack_values[64];
-    int stack_present[64];
-    PyObject **values = n <= 64 ? stack_values : PyMem_Calloc((size_t)n, sizeof(PyObject *));
-    int *present = n <= 64 ? stack_present : PyMem_Calloc((size_t)n, sizeof(int));
-    if (values == NULL || present == NULL) {
-        if (n > 64) {
-            PyMem_Free(values);
-            PyMem_Free(present);
-        }
-        PyErr_NoMemory();
-        return ERROR;
-    }
-    memset(values, 0, (size_t)n * sizeof(PyObject *));
-    int mask, status = struct_values(plan, state, values, present, &mask);
+    Slots slots;
+    int mask, status = slots_open(&slots, n);
+    if (status != OK)
+        return status;
+    PyObject **values = slots.values;
+    int *present = slots.present;
+    status = struct_values(plan, state, values, present, &mask);
     Py_ssize_t at = 0;
     if (status == OK) {
         PyObject *signatures = PyTuple_GET_ITEM(plan, S_SIGNATURES);
@@ -458,11 +487,7 @@ static int encode_struct(PyObject *plan, PyObject *state, Out *out)
         status = encode_subsections(plan, state, out);
     if (status == OK)
         out_close(out, at);
-    release(values, n);
-    if (n > 64) {
-        PyMem_Free(values);
-        PyMem_Free(present);
-    }
+    slots_close(&slots);
     return status;
 }
 
@@ -790,17 +815,13 @@ static int decode_struct(PyObject *plan, const In *in, Py_ssize_t *pos, PyObject
         return GIVE_UP;
     PyObject *names = PyTuple_GET_ITEM(plan, S_NAMES);
     Py_ssize_t n = PyTuple_GET_SIZE(names);
-    if (n > MAX_FIELDS)
-        return GIVE_UP;
-    PyObject *stack_values[64];
-    PyObject **values = n <= 64 ? stack_values : PyMem_Calloc((size_t)n, sizeof(PyObject *));
-    if (values == NULL) {
-        PyErr_NoMemory();
-        return ERROR;
-    }
-    memset(values, 0, (size_t)n * sizeof(PyObject *));
+    Slots slots;
+    int status = slots_open(&slots, n);
+    if (status != OK)
+        return status;
+    PyObject **values = slots.values;
     In bounded = {in->data, end};
-    int status = decode_fields(plan, &bounded, &p, values, mask);
+    status = decode_fields(plan, &bounded, &p, values, mask);
     PyObject *state = NULL;
     if (status == OK) {
         state = PyDict_New();
@@ -816,9 +837,7 @@ static int decode_struct(PyObject *plan, const In *in, Py_ssize_t *pos, PyObject
         status = GIVE_UP;
     if (status == OK)
         status = validated(plan, state);
-    release(values, n);
-    if (n > 64)
-        PyMem_Free(values);
+    slots_close(&slots);
     if (status != OK) {
         Py_XDECREF(state);
         return status;
