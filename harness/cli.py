@@ -17,13 +17,17 @@ import tempfile
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import click
 
 from migcompat.devices.streams import check_stream, convert_stream, inspect_stream, read_destination
 from migcompat.errors import MigcompatError, UsageError
 from migcompat.qemu import render
+
+if TYPE_CHECKING:
+    from migcompat.ci.findings import Results
+    from migcompat.compat.results import MatrixResults
 
 EXIT_OK = 0
 EXIT_INCOMPATIBLE = 1
@@ -63,6 +67,38 @@ def _write_atomically(path: str, data: bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+#: ``--format`` values that print a CI format (:mod:`migcompat.ci`) instead of the text.
+CI_FORMATS = ("github", "sarif", "junit")
+
+
+def _format_option(help_text: str, *others: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """``--format``: ``text`` (and ``others``) or one of the CI formats."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["text", *others, *CI_FORMATS]),
+        default="text",
+        show_default=True,
+        help=help_text,
+    )
+
+
+def _emit_ci(fmt: str, results: Results) -> None:
+    """Print ``results`` in the CI format ``fmt``; under GitHub Actions, ``github`` also
+    appends the verdict and the failing checks to the job's step summary."""
+    from migcompat import ci
+    from migcompat.ci import github
+
+    click.echo(ci.render(fmt, results), nl=False)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if fmt == "github" and summary:
+        try:
+            with open(summary, "a", encoding="utf-8") as outfile:
+                outfile.write(github.step_summary(results) + "\n")
+        except OSError as error:
+            click.echo(f"migcompat: warning: cannot append to $GITHUB_STEP_SUMMARY: {error.strerror}", err=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -218,6 +254,13 @@ def convert(source: str, target: str, to: str) -> None:
     show_default=True,
     help="With --real: seconds a QEMU gets before it is considered hung and killed.",
 )
+@click.option(
+    "--shard",
+    default=None,
+    metavar="K/N",
+    help="Run the K-th of N deterministic shares of the cells and mutants (merge: migcompat report merge).",
+)
+@_format_option("What to print besides the reports: github annotations on the descriptions, SARIF 2.1.0 or JUnit XML.")
 def matrix(
     device_names: tuple[str, ...],
     pairings: tuple[str, ...],
@@ -235,6 +278,8 @@ def matrix(
     configs: tuple[str, ...],
     machines: tuple[str, ...],
     timeout: float,
+    shard: str | None,
+    fmt: str,
 ) -> None:
     """Run the compatibility matrix and write its reports.
 
@@ -266,9 +311,9 @@ def matrix(
         return
     if configs:
         _fail("--config applies to --real only")
-    from migcompat import report
     from migcompat.compat import cell
     from migcompat.compat import matrix as matrix_module
+    from migcompat.compat import shard as shard_module
 
     waivers: frozenset[str] = frozenset()
     with contextlib.ExitStack() as scope:
@@ -289,33 +334,90 @@ def matrix(
                 shrink=not no_shrink,
                 mutants=not no_mutants,
                 machines=machines,
+                shard=shard_module.parse(shard) if shard else (0, 1),
             )
-            specs = matrix_module.cells_of(config)
+            specs = matrix_module.shard_cells(config)
         except MigcompatError as error:
             _fail(str(error))
             return
         with click.progressbar(length=len(specs), label="matrix", file=sys.stderr) as bar:
             results = matrix_module.run_matrix(config, progress=lambda _cell: bar.update(1))
-        try:
-            written = report.write_all(results, Path(out_dir))
-        except OSError as error:
-            _fail(f"cannot write reports to {out_dir}: {error.strerror}")
-            return
-        totals = results.outcome_totals()
-        click.echo(
-            f"{len(results.cells)} cells in {results.meta['seconds']} s: "
-            + ", ".join(f"{count} {outcome}" for outcome, count in sorted(totals.items()))
-        )
-        for line in matrix_module.iter_failures(results):
-            click.echo(f"FAIL {line}")
-        for key in results.meta.get("unused_waivers", []):
-            click.echo(f"note: waiver for {key} matched no cell")
-        click.echo(
-            f"static checker: {len(results.agreement)} verdicts compared with the dynamic outcome, "
-            f"{len(results.disagreements)} disagree (listed with the reason in the reports)"
-        )
-        click.echo("reports: " + ", ".join(str(path) for path in written))
+        dumps = {dumps_label(path): Path(path) for path in qemu_dumps}
+        _finish_matrix(results, out_dir, fmt, dumps)
+
+
+def dumps_label(path: str) -> str:
+    from migcompat.compat import dumps
+
+    return dumps.label(Path(path))
+
+
+def _finish_matrix(results: MatrixResults, out_dir: str, fmt: str, dumps: dict[str, Path] | None = None) -> None:
+    """Write every report of ``results``, print the verdict (in ``fmt``) and exit with it."""
+    from migcompat import report
+    from migcompat.compat import matrix as matrix_module
+
+    try:
+        written = report.write_all(results, Path(out_dir))
+    except OSError as error:
+        _fail(f"cannot write reports to {out_dir}: {error.strerror}")
+        return
+    totals = results.outcome_totals()
+    headline = f"{len(results.cells)} cells in {results.meta['seconds']} s: " + ", ".join(
+        f"{count} {outcome}" for outcome, count in sorted(totals.items())
+    )
+    if fmt in CI_FORMATS:
+        from migcompat.ci import collect
+
+        verdict = "passed" if results.passed else f"{len(results.failures)} failing cells"
+        _emit_ci(fmt, collect.of_matrix(results, collect.Descriptions(dumps), f"{headline}; {verdict}"))
         sys.exit(EXIT_OK if results.passed else EXIT_INCOMPATIBLE)
+    click.echo(headline)
+    for line in matrix_module.iter_failures(results):
+        click.echo(f"FAIL {line}")
+    for key in results.meta.get("unused_waivers", []):
+        click.echo(f"note: waiver for {key} matched no cell")
+    click.echo(
+        f"static checker: {len(results.agreement)} verdicts compared with the dynamic outcome, "
+        f"{len(results.disagreements)} disagree (listed with the reason in the reports)"
+    )
+    click.echo("reports: " + ", ".join(str(path) for path in written))
+    sys.exit(EXIT_OK if results.passed else EXIT_INCOMPATIBLE)
+
+
+@cli.group("report")
+def report_group() -> None:
+    """Work with written reports: merge the shards of a matrix run."""
+
+
+@report_group.command("merge")
+@click.argument("shards", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="reports", show_default=True)
+@_format_option("What to print besides the reports, as for migcompat matrix.")
+def report_merge(shards: tuple[str, ...], out_dir: str, fmt: str) -> None:
+    """Merge the matrix.json of every shard (migcompat matrix --shard K/N) into one run and write its reports.
+
+    Exit 0 when the merged matrix passes, 1 when not, 2 when a file is
+    unreadable, not a shard, of another run, given twice, or a shard is missing.
+    """
+    from migcompat.compat import shard as shard_module
+    from migcompat.compat.results import MatrixResults
+
+    parts = []
+    for name in shards:
+        try:
+            document = json.loads(_read(name))
+            parts.append((name, MatrixResults.from_json(document)))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            _fail(f"{name}: not JSON: {error}")
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            _fail(f"{name}: not a matrix.json: {type(error).__name__}: {error}")
+    try:
+        merged = shard_module.merge(parts)
+    except MigcompatError as error:
+        _fail(str(error))
+        return
+    _finish_matrix(merged, out_dir, fmt)
 
 
 def _real_matrix(
@@ -669,7 +771,8 @@ def write_golden(out_dir: str) -> None:
 
 @cli.command("gate")
 @click.option("--golden", "golden_dir", type=click.Path(file_okay=False), default=_GOLDEN_DIRECTORY, show_default=True)
-def golden_gate(golden_dir: str) -> None:
+@_format_option("github: annotations on the golden files; sarif: SARIF 2.1.0; junit: JUnit XML.")
+def golden_gate(golden_dir: str, fmt: str) -> None:
     """Load every golden stream with the current code at every current release of its device.
 
     Exit 0 when every load matches the device's expectation and every release
@@ -685,16 +788,23 @@ def golden_gate(golden_dir: str) -> None:
         return
     totals = result.totals()
     loads = [load for cell in result.cells for load in cell.loads]
-    click.echo(
+    headline = (
         f"golden gate: {len({load.file for load in loads})} streams, {len(loads)} loads at every current release, "
         f"{len(result.cells)} cells: " + ", ".join(f"{count} {outcome}" for outcome, count in sorted(totals.items()))
     )
+    failed = len(result.problems) + len(result.failures)
+    verdict = "passed" if result.passed else f"{failed} failures"
+    if fmt in CI_FORMATS:
+        from migcompat.ci import collect
+
+        _emit_ci(fmt, collect.of_gate(result, Path(golden_dir), f"{headline}; {verdict}"))
+        sys.exit(EXIT_OK if result.passed else EXIT_INCOMPATIBLE)
+    click.echo(headline)
     for problem in result.problems:
         click.echo(f"FAIL {problem}")
     for cell in result.failures:
         click.echo(f"FAIL {golden.describe_failure(cell)}")
-    failed = len(result.problems) + len(result.failures)
-    click.echo("passed" if result.passed else f"{failed} failures")
+    click.echo(verdict)
     sys.exit(EXIT_OK if result.passed else EXIT_INCOMPATIBLE)
 
 
@@ -738,7 +848,9 @@ def schema(spec: str | None, every: bool, out_dir: str | None) -> None:
 @cli.command("diff")
 @click.argument("old")
 @click.argument("new")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@_format_option(
+    "github: workflow-command annotations on the schema lines; sarif: SARIF 2.1.0; junit: JUnit XML.", "json"
+)
 @click.option(
     "--direction",
     type=click.Choice(["forward", "backward", "both"]),
@@ -782,7 +894,12 @@ def diff(old: str, new: str, fmt: str, direction: str, wire: str, machine: str) 
         _fail(str(error))
         return
     report = schema_diff.compare(before, after, directions)
-    if fmt == "json":
+    if fmt in CI_FORMATS:
+        from migcompat.ci import collect
+
+        summary = schema_report.text(report, old, new, wires).rsplit("\n", 1)[-1]
+        _emit_ci(fmt, collect.of_diff(report, old, new, (before, after), wires, summary, machine))
+    elif fmt == "json":
         click.echo(json.dumps(schema_report.document(report, old, new, before.source, wires), indent=2))
     else:
         click.echo(schema_report.text(report, old, new, wires))

@@ -201,9 +201,12 @@ def mutant_rows(
     static_results: list[MutantResult] = []
     rows: list[Agreement] = []
     examples = mutants.run_examples(config)
+    part, parts = config.shard
     for device, release in mutants.selected_releases(config, all_releases=all_releases):
         states = states_for(device.name, release.name, examples, config.seed)
-        for mutant in mutants.derive(release.description, states=states):
+        for index, mutant in enumerate(mutants.derive(release.description, states=states)):
+            if index % parts != part:
+                continue
             for direction in (MUTANT_TO_REAL, REAL_TO_MUTANT):
                 writer, reader = (
                     (mutant.description, release.description)

@@ -75,6 +75,9 @@ class MatrixConfig:
     #: Only the cells run with these machine types (a cell without one runs
     #: the source's own); empty: every machine type.
     machines: tuple[str, ...] = ()
+    #: (part, parts): run only the cells and mutants whose index is ``part`` modulo
+    #: ``parts`` (:mod:`migcompat.compat.shard`); (0, 1) is the whole matrix.
+    shard: tuple[int, int] = (0, 1)
 
 
 @dataclass(frozen=True)

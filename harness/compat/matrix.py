@@ -90,8 +90,14 @@ def check_machines(wanted: tuple[str, ...]) -> None:
             raise UsageError(f"no cell runs machine type {machine!r} (known: {', '.join(sorted(known))})")
 
 
+def shard_cells(config: MatrixConfig) -> list[CellSpec]:
+    """The cells of ``config``'s shard: every ``parts``-th of :func:`cells_of`, from ``part``."""
+    part, parts = config.shard
+    return cells_of(config)[part::parts]
+
+
 def run_cells(config: MatrixConfig, progress: Callable[[Cell], None] | None = None) -> list[Cell]:
-    specs = cells_of(config)
+    specs = shard_cells(config)
     arguments = [(spec, config.examples, config.seed, spec.key in config.waivers, config.shrink) for spec in specs]
     cells: list[Cell] = []
     if config.jobs <= 1:
@@ -115,8 +121,11 @@ def run_matrix(config: MatrixConfig, progress: Callable[[Cell], None] | None = N
     results.cells = run_cells(config, progress)
     if config.mutants:
         results.mutants = mutants.run_all(config)
-    results.releases = negotiate.release_rows(config, results.cells)
+    # Release rows negotiate over every cell: a shard leaves them to the merge.
+    if config.shard[1] == 1:
+        results.releases = negotiate.release_rows(config, results.cells)
     agreement.attach(results, config)
+    results.sort_mutants()
     unused = config.waivers - {cell.key for cell in results.cells}
     results.meta = {
         "tool": "migcompat",
@@ -125,6 +134,11 @@ def run_matrix(config: MatrixConfig, progress: Callable[[Cell], None] | None = N
         "jobs": config.jobs,
         "devices": config.devices or list(devices.registry()),
         "pairings": list(config.pairings),
+        "machines": list(config.machines),
+        "sources": list(config.sources),
+        "destinations": list(config.destinations),
+        "mutants": config.mutants,
+        "shard": f"{config.shard[0] + 1}/{config.shard[1]}",
         "waivers": sorted(config.waivers),
         "unused_waivers": sorted(unused),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
@@ -174,4 +188,5 @@ __all__ = [
     "load_waivers",
     "run_cells",
     "run_matrix",
+    "shard_cells",
 ]

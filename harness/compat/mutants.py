@@ -1065,21 +1065,22 @@ def run_all(
     (fewer when ``config.examples`` is smaller), on top of the fixed ones."""
     examples = run_examples(config)
     pairs = selected_releases(config, all_releases=all_releases)
-    results: list[MutantResult] = []
-    if config.jobs <= 1:
-        for device, release in pairs:
-            results += run_release(device, release, seed=config.seed, examples=examples, per_class=per_class)
-        return results
-    parts = config.jobs
+    # A shard runs every ``count``-th mutant from ``first``; each job every ``jobs``-th of those.
+    first, count = config.shard
+    jobs = config.jobs
     tasks = [
-        (device.name, release.name, config.seed, examples, per_class, part, parts)
+        (device.name, release.name, config.seed, examples, per_class, first + count * job, count * jobs)
         for device, release in pairs
-        for part in range(parts)
+        for job in range(jobs)
     ]
-    with ProcessPoolExecutor(max_workers=config.jobs) as pool:
-        shares = list(pool.map(_run_part, tasks))
-    for first in range(0, len(shares), parts):
-        merged = sorted((pair for share in shares[first : first + parts] for pair in share), key=lambda pair: pair[0])
+    if jobs <= 1:
+        shares = [_run_part(task) for task in tasks]
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            shares = list(pool.map(_run_part, tasks))
+    results: list[MutantResult] = []
+    for start in range(0, len(shares), jobs):
+        merged = sorted((pair for share in shares[start : start + jobs] for pair in share), key=lambda pair: pair[0])
         for _index, found in merged:
             results += found
     return results

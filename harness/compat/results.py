@@ -161,6 +161,13 @@ class MatrixResults:
     def passed(self) -> bool:
         return not self.failures
 
+    def sort_mutants(self) -> None:
+        """Put the mutant results and their agreement rows in their one order (device, release,
+        mutant, direction, format), the same however the mutants were split between processes or shards."""
+        self.mutants.sort(key=lambda r: (r.device, r.release, r.mutant, r.direction, r.format))
+        cells = [row for row in self.agreement if row.kind == "cell"]
+        self.agreement = cells + sorted((row for row in self.agreement if row.kind != "cell"), key=lambda r: r.key)
+
     def outcome_totals(self) -> Counter[str]:
         return Counter(cell.outcome.value for cell in self.cells)
 

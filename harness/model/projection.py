@@ -58,7 +58,9 @@ def _value(value: Any, source: FieldType, destination: FieldType, version: int) 
 def first_difference(expected: Any, actual: Any, path: str = "") -> str | None:
     """The path of the first place two states differ, or None when equal."""
     if isinstance(expected, dict) and isinstance(actual, dict):
-        for key in expected.keys() | actual.keys():
+        # In the expected state's field order, then what only the loaded one has: the same
+        # "first" place in every process (a set's order follows the process's string hashes).
+        for key in [*expected, *(key for key in actual if key not in expected)]:
             if key not in expected or key not in actual:
                 return f"{path}/{key}".lstrip("/")
             found = first_difference(expected[key], actual[key], f"{path}/{key}")

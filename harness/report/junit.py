@@ -29,14 +29,15 @@ from migcompat.report._views import detail_text, grids, verdict
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
-def _xml_text(value: object) -> str:
+def xml_text(value: object) -> str:
+    """``value`` as text XML 1.0 can hold: the characters it cannot are written as ``\\xNN``."""
     return _NOT_XML.sub(lambda match: f"\\x{ord(match.group()):02x}", str(value))
 
 
 def _element(parent: ET.Element, tag: str, text: str | None = None, **attributes: str) -> ET.Element:
-    element = ET.SubElement(parent, tag, {name: _xml_text(value) for name, value in attributes.items()})
+    element = ET.SubElement(parent, tag, {name: xml_text(value) for name, value in attributes.items()})
     if text is not None:
-        element.text = _xml_text(text)
+        element.text = xml_text(text)
     return element
 
 
@@ -91,7 +92,7 @@ def report(results: MatrixResults, outfile: TextIO) -> None:
             time=_seconds(seconds),
         )
         if "started" in results.meta:
-            suite.set("timestamp", _xml_text(results.meta["started"]).removesuffix("Z"))
+            suite.set("timestamp", xml_text(results.meta["started"]).removesuffix("Z"))
         _properties(suite, results)
         for cell in cells:
             _testcase(suite, cell)
