@@ -255,6 +255,37 @@ def test_real_migrations_between_5_2_and_10_0_agree_with_the_model(tmp_path: Pat
 
 
 @pytest.mark.qemu
+def test_real_shards_merge_into_the_unsharded_run_with_its_explanations(tmp_path: Path) -> None:
+    """The explanation of 5.2 -> 10.0 rests on the 10.0 -> 10.0 baseline: in three shards it
+    is in another shard than the cell it explains, and the merge still makes it."""
+    require_release("5.2")
+    require_release("10.0")
+    selection = ["--config", "pc-e1000e", "--source", "5.2", "--source", "10.0"]
+    selection += ["--destination", "5.2", "--destination", "10.0"]
+    code, out, _ = run_cli("matrix", "--real", *selection, "--out", str(tmp_path / "whole"))
+    assert code == EXIT_OK, out
+    shards = []
+    for index in (1, 2, 3):
+        code, out, _ = run_cli(
+            "matrix", "--real", *selection, "--shard", f"{index}/3", "--out", str(tmp_path / f"{index}")
+        )
+        assert code == EXIT_OK and "the verdict is the merge's" in out, out
+        shards.append(str(tmp_path / f"{index}" / "real.json"))
+    parts = [json.loads(Path(path).read_text()) for path in shards]
+    assert any(cell["explanation"] == "" and not cell["agrees"] for part in parts for cell in part["cells"])
+    code, out, _ = run_cli("report", "merge", *shards, "--out", str(tmp_path / "merged"))
+    assert code == EXIT_OK, out
+
+    def cells(path: Path) -> list[dict[str, Any]]:
+        found = json.loads(path.read_text())["cells"]
+        return [{key: value for key, value in cell.items() if key != "seconds"} for cell in found]
+
+    assert cells(tmp_path / "merged" / "real.json") == cells(tmp_path / "whole" / "real.json")
+    code, _, err = run_cli("report", "merge", shards[0], str(tmp_path / "whole" / "real.json"), "--out", str(tmp_path))
+    assert code == EXIT_USAGE and "another split" in err
+
+
+@pytest.mark.qemu
 def test_a_qemu_that_hangs_is_a_crash_cell_and_leaves_nothing_behind(tmp_path: Path) -> None:
     require_release("7.2")
     pid_dir = tmp_path / "pids"

@@ -38,7 +38,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ __all__ = [
     "RealCell",
     "RealResults",
     "machines_for",
+    "explain",
     "run_real",
 ]
 
@@ -142,9 +143,16 @@ class RealCell:
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
-        del out["corrupting"]
+        out["corrupting"] = [list(change) for change in self.corrupting]
         out.update(key=self.key, agrees=self.agrees, static_agrees=self.static_agrees, baseline=self.baseline)
         return out
+
+    @classmethod
+    def from_json(cls, item: dict[str, Any]) -> RealCell:
+        names = {entry.name for entry in fields(cls)}
+        cell = cls(**{name: value for name, value in item.items() if name in names})
+        cell.corrupting = [(section, path) for section, path in item.get("corrupting", [])]
+        return cell
 
 
 @dataclass
@@ -153,6 +161,8 @@ class RealResults:
     cells: list[RealCell]
     seconds: float
     skipped: dict[str, str] = field(default_factory=dict)
+    #: The selection the run was asked for and its shard (``K/N``), for a merge to check.
+    meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def disagreements(self) -> list[RealCell]:
@@ -215,12 +225,32 @@ class RealResults:
                 "misses": [cell.key for cell in self.static_misses],
             },
             "skipped": self.skipped,
+            "meta": self.meta,
             "layouts": [
                 {"config": config, "machine": machine, "source": source, "agrees": agrees, "detail": detail}
                 for (config, machine, source), (agrees, detail) in self.layouts.items()
             ],
             "cells": [cell.to_json() for cell in self.cells],
         }
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> RealResults:
+        if document.get("format_version") != FORMAT_VERSION or document.get("kind") != "real-matrix":
+            raise ValueError("not a real.json of this format version")
+        return cls(
+            releases=dict(document["releases"]),
+            cells=[RealCell.from_json(item) for item in document["cells"]],
+            seconds=float(document["seconds"]),
+            skipped=dict(document.get("skipped", {})),
+            meta=dict(document.get("meta", {})),
+        )
+
+
+def explain(cells: Sequence[RealCell]) -> None:
+    """(Re)state why each disagreement is not the model's fault, from the baselines among ``cells``."""
+    for cell in cells:
+        cell.explanation = ""
+    _explain(cells)
 
 
 # -- which migrations ---------------------------------------------------------------------
@@ -458,11 +488,15 @@ def run_real(
     jobs: int = 2,
     timeout: float = 60.0,
     progress: Callable[[str], None] = lambda line: None,
+    shard: tuple[int, int] = (0, 1),
 ) -> RealResults:
     """Run every real migration of the plan; every QEMU started is ended, every file removed.
 
     A release that does not answer (a broken root, a binary that does not run)
     is left out with the reason (:attr:`RealResults.skipped`); the rest run.
+    ``shard`` (part, parts) runs every ``parts``-th migration of the plan from
+    ``part`` (:mod:`migcompat.compat.shard` merges them; the explanations resting
+    on another shard's baselines are made there).
     """
     skipped: dict[str, str] = {}
     working: list[QemuRelease] = []
@@ -509,6 +543,8 @@ def run_real(
                     for machine in chosen
                     if config.fits(machine) and machine in source.machine_types()
                 )
+    part, parts = shard
+    plans = plans[part::parts]
     with tempfile.TemporaryDirectory(prefix="migcompat-real-") as scratch_name:
         scratch = Path(scratch_name)
         layouts = _dumps(releases, scratch, timeout)
@@ -528,7 +564,14 @@ def run_real(
             judged = cell.machine in _known(releases, cell.destination) and (versioned(cell.machine) or cell.baseline)
             if sent is not None and judged:
                 _static(cell, sent, layouts, verdicts)
-    return RealResults(versions, cells, time.monotonic() - started, skipped)
+    meta = {
+        "configs": list(configs),
+        "machines": list(machines),
+        "sources": sorted(wanted_sources),
+        "destinations": sorted(wanted_destinations),
+        "shard": f"{part + 1}/{parts}",
+    }
+    return RealResults(versions, cells, time.monotonic() - started, skipped, meta)
 
 
 #: The configurations whose virtio-net-pci takes its MSI-X vectors from the

@@ -22,14 +22,17 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from migcompat.compat import negotiate
+from migcompat.compat import negotiate, real
 from migcompat.compat.cell import MatrixConfig
+from migcompat.compat.real import RealResults
 from migcompat.compat.results import MatrixResults
 from migcompat.errors import UsageError
 
 _SHARD = re.compile(r"(\d+)/(\d+)")
 #: Meta entries every shard of one run has alike.
 SAME = ("tool", "examples", "seed", "devices", "pairings", "machines", "sources", "destinations", "mutants", "waivers")
+#: The same for the real matrix.
+SAME_REAL = ("configs", "machines", "sources", "destinations")
 MAX_SHARDS = 10_000
 
 
@@ -52,24 +55,24 @@ def _interleave(lists: Sequence[Sequence[Any]]) -> list[Any]:
     return merged
 
 
-def _check(shards: Sequence[tuple[str, MatrixResults]]) -> int:
-    """The shard count, after checking the shards are one run's, each once."""
+def _check(shards: Sequence[tuple[str, dict[str, Any]]], same: Sequence[str]) -> int:
+    """The shard count, after checking the shards (name, meta) are one run's, each once."""
     first_name, first = shards[0]
     seen: dict[int, str] = {}
     count = None
-    for name, results in shards:
-        text = results.meta.get("shard")
+    for name, meta in shards:
+        text = meta.get("shard")
         if not isinstance(text, str):
             raise UsageError(f"{name}: not a shard of a matrix run (no meta.shard)")
         index, parts = parse(text)
         if count is not None and parts != count:
-            raise UsageError(f"{name}: shard {text} of another split than {first_name} ({first.meta['shard']})")
+            raise UsageError(f"{name}: shard {text} of another split than {first_name} ({first['shard']})")
         count = parts
         if index in seen:
             raise UsageError(f"{name}: shard {text} is also {seen[index]}")
         seen[index] = name
-        for key in SAME:
-            if results.meta.get(key) != first.meta.get(key):
+        for key in same:
+            if meta.get(key) != first.get(key):
                 raise UsageError(f"{name}: not the run of {first_name}: meta.{key} differs")
     assert count is not None
     missing = [f"{index + 1}/{count}" for index in range(count) if index not in seen]
@@ -82,9 +85,8 @@ def merge(shards: Sequence[tuple[str, MatrixResults]]) -> MatrixResults:
     """The one run ``shards`` (name, results) are the parts of."""
     if not shards:
         raise UsageError("give the matrix.json of every shard")
-    count = _check(shards)
-    ordered = sorted(shards, key=lambda shard: parse(shard[1].meta["shard"])[0])
-    parts = [results for _, results in ordered]
+    count = _check([(name, results.meta) for name, results in shards], SAME)
+    parts = _in_order(shards)
     meta = dict(parts[0].meta)
     merged = MatrixResults(meta=meta)
     merged.cells = _interleave([results.cells for results in parts])
@@ -107,4 +109,29 @@ def merge(shards: Sequence[tuple[str, MatrixResults]]) -> MatrixResults:
     return merged
 
 
-__all__ = ["MAX_SHARDS", "merge", "parse"]
+def _in_order(shards: Sequence[tuple[str, Any]]) -> list[Any]:
+    return [results for _, results in sorted(shards, key=lambda shard: parse(shard[1].meta["shard"])[0])]
+
+
+def merge_real(shards: Sequence[tuple[str, RealResults]]) -> RealResults:
+    """The one real matrix run ``shards`` are the parts of; explanations made again over every cell."""
+    if not shards:
+        raise UsageError("give the real.json of every shard")
+    count = _check([(name, results.meta) for name, results in shards], SAME_REAL)
+    parts = _in_order(shards)
+    releases: dict[str, str] = {}
+    skipped: dict[str, str] = {}
+    for results in parts:
+        releases.update(results.releases)
+        skipped.update(results.skipped)
+    for name, results in shards:
+        clash = [key for key, version in results.releases.items() if releases[key] != version]
+        if clash:
+            raise UsageError(f"{name}: QEMU {clash[0]} is another version than in the other shards")
+    cells = _interleave([results.cells for results in parts])
+    real.explain(cells)
+    meta = dict(parts[0].meta) | {"shard": "1/1", "merged_from": count}
+    return RealResults(releases, cells, max(results.seconds for results in parts), skipped, meta)
+
+
+__all__ = ["MAX_SHARDS", "merge", "merge_real", "parse"]
