@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import click
 
@@ -418,22 +418,29 @@ def report_merge(shards: tuple[str, ...], out_dir: str, fmt: str) -> None:
     is_real = kinds == {True}
     if is_real and fmt != "text":
         _fail("--format applies to matrix.json shards; the real matrix writes real-junit.xml")
-    reader = RealResults.from_json if is_real else MatrixResults.from_json
+    try:
+        if is_real:
+            _finish_real(shard_module.merge_real(_read_shards(documents, RealResults.from_json, "real.json")), out_dir)
+        merged = shard_module.merge(_read_shards(documents, MatrixResults.from_json, "matrix.json"))
+    except MigcompatError as error:
+        _fail(str(error))
+        return
+    _finish_matrix(merged, out_dir, fmt)
+
+
+_Shard = TypeVar("_Shard")
+
+
+def _read_shards(
+    documents: list[tuple[str, Any]], reader: Callable[[dict[str, Any]], _Shard], kind: str
+) -> list[tuple[str, _Shard]]:
     parts = []
     for name, document in documents:
         try:
             parts.append((name, reader(document)))
         except (ValueError, KeyError, TypeError, AttributeError) as error:
-            kind = "real.json" if is_real else "matrix.json"
             _fail(f"{name}: not a {kind}: {type(error).__name__}: {error}")
-    try:
-        if is_real:
-            _finish_real(shard_module.merge_real(parts), out_dir)
-        merged = shard_module.merge(parts)
-    except MigcompatError as error:
-        _fail(str(error))
-        return
-    _finish_matrix(merged, out_dir, fmt)
+    return parts
 
 
 def _real_matrix(
