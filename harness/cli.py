@@ -102,6 +102,16 @@ def _emit_ci(fmt: str, results: Results) -> None:
             click.echo(f"migcompat: warning: cannot append to $GITHUB_STEP_SUMMARY: {error.strerror}", err=True)
 
 
+#: ``--history``: earlier runs whose trend the HTML report draws.
+_HISTORY_OPTION = click.option(
+    "--history",
+    "history_files",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="An earlier run's matrix.json (repeatable): the HTML report draws the trend over them.",
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="migcompat")
 def cli() -> None:
@@ -262,6 +272,7 @@ def convert(source: str, target: str, to: str) -> None:
     help="Run the K-th of N deterministic shares of the cells and mutants (merge: migcompat report merge).",
 )
 @_format_option("What to print besides the reports: github annotations on the descriptions, SARIF 2.1.0 or JUnit XML.")
+@_HISTORY_OPTION
 def matrix(
     device_names: tuple[str, ...],
     pairings: tuple[str, ...],
@@ -281,6 +292,7 @@ def matrix(
     timeout: float,
     shard: str | None,
     fmt: str,
+    history_files: tuple[str, ...],
 ) -> None:
     """Run the compatibility matrix and write its reports.
 
@@ -304,6 +316,8 @@ def matrix(
             "--examples": examples,
             "--seed": seed,
             "--waivers": waiver_file,
+            "--history": history_files,
+            "--format": fmt != "text",
         }
         clash = [name for name, value in given.items() if value]
         if clash:
@@ -317,6 +331,7 @@ def matrix(
     from migcompat.compat import shard as shard_module
 
     waivers: frozenset[str] = frozenset()
+    earlier = _earlier_runs(history_files)
     with contextlib.ExitStack() as scope:
         try:
             if waiver_file is not None or Path("waivers.toml").exists():
@@ -344,7 +359,24 @@ def matrix(
         with click.progressbar(length=len(specs), label="matrix", file=sys.stderr) as bar:
             results = matrix_module.run_matrix(config, progress=lambda _cell: bar.update(1))
         dumps = {dumps_label(path): Path(path) for path in qemu_dumps}
-        _finish_matrix(results, out_dir, fmt, dumps)
+        _finish_matrix(results, out_dir, fmt, dumps, earlier)
+
+
+def _earlier_runs(paths: tuple[str, ...]) -> list[MatrixResults]:
+    """The matrix.json files of ``--history``; an unreadable one is a usage error."""
+    from migcompat.compat.results import MatrixResults
+
+    return [results for _, results in _read_shards(_json_files(paths), MatrixResults.from_json, "matrix.json")]
+
+
+def _json_files(paths: tuple[str, ...]) -> list[tuple[str, Any]]:
+    documents = []
+    for name in paths:
+        try:
+            documents.append((name, json.loads(_read(name))))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            _fail(f"{name}: not JSON: {error}")
+    return documents
 
 
 def dumps_label(path: str) -> str:
@@ -353,11 +385,19 @@ def dumps_label(path: str) -> str:
     return dumps.label(Path(path))
 
 
-def _finish_matrix(results: MatrixResults, out_dir: str, fmt: str, dumps: dict[str, Path] | None = None) -> None:
+def _finish_matrix(
+    results: MatrixResults,
+    out_dir: str,
+    fmt: str,
+    dumps: dict[str, Path] | None = None,
+    earlier: list[MatrixResults] | None = None,
+) -> None:
     """Write every report of ``results``, print the verdict (in ``fmt``) and exit with it."""
     from migcompat import report
     from migcompat.compat import matrix as matrix_module
 
+    if earlier:
+        report.with_history(results, earlier)
     try:
         written = report.write_all(results, Path(out_dir))
     except OSError as error:
@@ -395,7 +435,8 @@ def report_group() -> None:
 @click.argument("shards", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="reports", show_default=True)
 @_format_option("What to print besides the reports, as for migcompat matrix.")
-def report_merge(shards: tuple[str, ...], out_dir: str, fmt: str) -> None:
+@_HISTORY_OPTION
+def report_merge(shards: tuple[str, ...], out_dir: str, fmt: str, history_files: tuple[str, ...]) -> None:
     """Merge the matrix.json (or real.json) of every shard of a run (migcompat matrix [--real]
     --shard K/N) into one and write its reports.
 
@@ -406,18 +447,14 @@ def report_merge(shards: tuple[str, ...], out_dir: str, fmt: str) -> None:
     from migcompat.compat.real import RealResults
     from migcompat.compat.results import MatrixResults
 
-    documents = []
-    for name in shards:
-        try:
-            documents.append((name, json.loads(_read(name))))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            _fail(f"{name}: not JSON: {error}")
+    documents = _json_files(shards)
+    earlier = _earlier_runs(history_files)
     kinds = {isinstance(document, dict) and document.get("kind") == "real-matrix" for _, document in documents}
     if len(kinds) > 1:
         _fail("give the shards of one run: these mix matrix.json and real.json files")
     is_real = kinds == {True}
-    if is_real and fmt != "text":
-        _fail("--format applies to matrix.json shards; the real matrix writes real-junit.xml")
+    if is_real and (fmt != "text" or earlier):
+        _fail("--format and --history apply to matrix.json shards; the real matrix writes real-junit.xml")
     try:
         if is_real:
             _finish_real(shard_module.merge_real(_read_shards(documents, RealResults.from_json, "real.json")), out_dir)
@@ -425,7 +462,7 @@ def report_merge(shards: tuple[str, ...], out_dir: str, fmt: str) -> None:
     except MigcompatError as error:
         _fail(str(error))
         return
-    _finish_matrix(merged, out_dir, fmt)
+    _finish_matrix(merged, out_dir, fmt, earlier=earlier)
 
 
 _Shard = TypeVar("_Shard")
@@ -498,6 +535,11 @@ def _finish_real(results: RealResults, out_dir: str) -> None:
     except OSError as error:
         _fail(f"cannot write reports to {out_dir}: {error.strerror}")
         return
+    from migcompat import report
+
+    refreshed = report.refresh_html(Path(out_dir))
+    if refreshed is not None:
+        written.append(refreshed)
     click.echo(results.headline())
     for name, why in results.skipped.items():
         click.echo(f"SKIPPED release {name}: {why}")

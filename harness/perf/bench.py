@@ -43,6 +43,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from migcompat import report as matrix_reports
 from migcompat.codec import native
 from migcompat.codec.compiled import CompiledCodec, Format, compile_codec
 from migcompat.errors import UsageError
@@ -484,6 +485,9 @@ def main(
         (out_dir / "scaling.json").write_text(json.dumps(report["scaling"], indent=2) + "\n")
         (out_dir / "scaling.svg").write_text(svgplot.render(series))
         text += f"wrote {out_dir / 'scaling.json'} and {out_dir / 'scaling.svg'}\n"
+        refreshed = matrix_reports.refresh_html(out_dir)
+        if refreshed is not None:
+            text += f"drew the scaling figure into {refreshed}\n"
     print(json.dumps(report, indent=2) if json_output else text, end="\n" if json_output else "")
     return 0
 

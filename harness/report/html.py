@@ -17,12 +17,15 @@ their symbol as well as their color, so the grid reads without color too.
 
 from __future__ import annotations
 
+import base64
 import html
 from collections.abc import Iterator
 from typing import TextIO
 
+from migcompat.compat.real import RealCell, RealResults
 from migcompat.compat.results import Cell, MatrixResults
-from migcompat.outcomes import MutantOutcome
+from migcompat.outcomes import MutantOutcome, Outcome
+from migcompat.report import history, svgplot
 from migcompat.report._views import (
     MEANINGS,
     MUTANT_OUTCOMES,
@@ -44,6 +47,7 @@ from migcompat.report._views import (
     static_grids,
     verdict,
 )
+from migcompat.report.context import Context
 
 #: Shrunk example characters in a hover tooltip; the click popover shows the longer EXAMPLE_CHARS.
 TITLE_EXAMPLE_CHARS = 200
@@ -128,6 +132,13 @@ table { border-collapse: collapse; }
 .static td.agrees { background: #e8f5e9; }
 .static td.differs { background: #fdecea; color: var(--corrupt); font-weight: 600; }
 .disagreements li { margin: 4px 0; overflow-wrap: anywhere; }
+[hidden] { display: none !important; }
+.filters { display: flex; flex-wrap: wrap; gap: 10px 18px; align-items: center; }
+.filters label { display: flex; gap: 6px; align-items: center; color: var(--muted); }
+.filters select { font: inherit; padding: 2px 4px; }
+.filters output { color: var(--muted); }
+.real .marks .model { opacity: 0.75; }
+.figure img, .figure svg { max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 6px; }
 """
 
 #: Clicking one mark closes the others; Escape closes all. Works without it, too.
@@ -143,7 +154,64 @@ document.addEventListener("keydown", function (event) {
   if (event.key !== "Escape") return;
   document.querySelectorAll("details.mark[open]").forEach(function (open) { open.open = false; });
 });
+(function () {
+  var form = document.getElementById("filters");
+  if (!form) return;
+  var selects = Array.prototype.slice.call(form.querySelectorAll("select"));
+  var count = form.querySelector("output");
+  function chosen() {
+    var state = {};
+    selects.forEach(function (select) { if (select.value) state[select.name] = select.value; });
+    return state;
+  }
+  function matches(element, state) {
+    var data = element.dataset;
+    if (state.device && data.device !== state.device) return false;
+    if (state.release && data.source !== state.release && data.destination !== state.release) return false;
+    if (state.machine && data.machine !== state.machine) return false;
+    if (state.outcome === "failing") return data.failing === "true";
+    return !state.outcome || data.outcome === state.outcome;
+  }
+  function apply() {
+    var state = chosen(), shown = 0, total = 0;
+    document.querySelectorAll("[data-filterable]").forEach(function (element) {
+      var keep = matches(element, state);
+      element.hidden = !keep;
+      if (!keep && element.open) element.open = false;
+      total += 1;
+      if (keep) shown += 1;
+    });
+    document.querySelectorAll("[data-filter-group]").forEach(function (group) {
+      group.hidden = !group.querySelector("[data-filterable]:not([hidden])");
+    });
+    count.value = shown + " of " + total + " shown";
+    var hash = Object.keys(state).map(function (key) {
+      return key + "=" + encodeURIComponent(state[key]);
+    }).join("&");
+    try { history.replaceState(null, "", hash ? "#" + hash : location.pathname + location.search); } catch (e) {}
+  }
+  function fromAddress() {
+    selects.forEach(function (select) { select.value = ""; });
+    location.hash.replace(/^#/, "").split("&").forEach(function (pair) {
+      var parts = pair.split("="), select = form.elements.namedItem(parts[0]);
+      if (select && parts.length === 2) select.value = decodeURIComponent(parts[1]);
+    });
+  }
+  fromAddress();
+  window.addEventListener("hashchange", function () { fromAddress(); apply(); });
+  selects.forEach(function (select) { select.addEventListener("change", apply); });
+  form.querySelector("button").addEventListener("click", function () {
+    selects.forEach(function (select) { select.value = ""; });
+    apply();
+  });
+  apply();
+})();
 """
+
+#: Colors of the outcomes in drawn figures (the page's CSS variables).
+COLORS = {"ok": "#2e7d32", "refused": "#78909c", "detected": "#1565c0", "corrupt": "#c62828", "crash": "#4a148c"}
+#: How a cell run under the source's own machine type is named in the machine-type filter.
+OWN_MACHINE = "the source's own"
 
 
 def _e(value: object) -> str:
@@ -177,11 +245,24 @@ def _fields(cell: Cell) -> str:
     return "<dl>" + "".join(rows) + "</dl>"
 
 
+def _filterable(device: str, source: str, destination: str, machine: str, outcome: str, failing: bool) -> str:
+    """The attributes the page's filters read."""
+    return (
+        f'data-filterable data-device="{_e(device)}" data-source="{_e(source)}" '
+        f'data-destination="{_e(destination)}" data-machine="{_e(machine or OWN_MACHINE)}" '
+        f'data-outcome="{_e(outcome)}" data-failing="{"true" if failing else "false"}"'
+    )
+
+
+def _cell_filterable(cell: Cell) -> str:
+    return _filterable(cell.device, cell.source, cell.destination, cell.machine, cell.outcome.value, cell.failed)
+
+
 def _mark(cell: Cell) -> str:
     title = f"{cell.pairing}: {cell.outcome.value}\n{detail_text(cell, TITLE_EXAMPLE_CHARS)}"
     label = f"{cell.pairing}: {cell.outcome.value}, {verdict(cell)}"
     return (
-        f'<details class="{_classes(cell)}" data-pairing="{_e(cell.pairing)}">'
+        f'<details class="{_classes(cell)}" data-pairing="{_e(cell.pairing)}" {_cell_filterable(cell)}>'
         f'<summary title="{_e(title)}" aria-label="{_e(label)}">{TEXT_MARKS[cell.outcome]}{_badges(cell)}</summary>'
         f'<div class="popover"><h3>{_e(cell.key)}</h3>{_fields(cell)}</div>'
         "</details>"
@@ -258,7 +339,7 @@ def _table_head(attributes: str, destinations: list[str]) -> str:
 
 
 def _grid(grid: Grid) -> Iterator[str]:
-    yield f'<section class="panel device" id="device-{_e(grid.anchor)}"><h2>{_e(grid.title)}</h2>'
+    yield f'<section class="panel device" id="device-{_e(grid.anchor)}" data-filter-group><h2>{_e(grid.title)}</h2>'
     yield (
         '<p class="order">Marks per cell, left to right: '
         + ", ".join(f"<code>{_e(pairing)}</code>" for pairing in grid.pairings)
@@ -288,7 +369,8 @@ def _failures(results: MatrixResults) -> Iterator[str]:
     yield '<ul class="failures">'
     for cell in failing:
         yield (
-            f'<li class="failure"><h3><span class="swatch {cell.outcome.value}">{TEXT_MARKS[cell.outcome]}</span>'
+            f'<li class="failure" {_cell_filterable(cell)}><h3>'
+            f'<span class="swatch {cell.outcome.value}">{TEXT_MARKS[cell.outcome]}</span>'
             f"<code>{_e(cell.key)}</code></h3>{_fields(cell)}</li>"
         )
     yield "</ul></section>"
@@ -387,12 +469,151 @@ def _static(results: MatrixResults) -> Iterator[str]:
     yield "</ul></section>"
 
 
-def report(results: MatrixResults, outfile: TextIO) -> None:
-    sections = [_head(results), _headline(results), _legend()]
+def _options(name: str, label: str, values: list[str]) -> str:
+    options = "".join(f'<option value="{_e(value)}">{_e(value)}</option>' for value in values)
+    return f'<label>{_e(label)} <select name="{_e(name)}"><option value="">all</option>{options}</select></label>'
+
+
+def _filters(results: MatrixResults, real: RealResults | None) -> Iterator[str]:
+    """The filter bar: device, release, machine type, outcome; the choice is kept in the page's address."""
+    cells = results.cells
+    real_cells = real.cells if real is not None else []
+    devices = list(dict.fromkeys([cell.device for cell in cells] + [_real_device(cell) for cell in real_cells]))
+    releases = list(
+        dict.fromkeys(
+            [name for cell in cells for name in (cell.source, cell.destination)]
+            + [_real_release(name) for cell in real_cells for name in (cell.source, cell.destination)]
+        )
+    )
+    machines = list(
+        dict.fromkeys([cell.machine or OWN_MACHINE for cell in cells] + [cell.machine for cell in real_cells])
+    )
+    outcomes = [outcome.value for outcome in OUTCOMES] + ["failing"]
+    yield '<section class="panel"><form id="filters" class="filters" onsubmit="return false">'
+    yield _options("device", "device", devices)
+    yield _options("release", "release (source or destination)", releases)
+    yield _options("machine", "machine type", machines)
+    yield _options("outcome", "outcome", outcomes)
+    yield '<button type="button">clear</button> <output aria-live="polite"></output>'
+    yield "</form></section>"
+
+
+def _real_release(name: str) -> str:
+    """A real QEMU release as the model names it (``5.2`` -> ``qemu-5.2``), so one filter finds both."""
+    return name if name.startswith("qemu-") else f"qemu-{name}"
+
+
+def _real_device(cell: RealCell) -> str:
+    return f"real QEMU: {cell.config}"
+
+
+def _real_mark(cell: RealCell) -> str:
+    """QEMU's outcome (a mark that opens its detail), with the model's prediction beside it."""
+    names = ["mark", cell.real]
+    if not cell.agrees and not cell.explanation:
+        names.append("unexpected")
+    if cell.fails:
+        names.append("failing")
+    rows = [
+        ("migration", cell.key),
+        ("QEMU", f"{cell.real}: {cell.message}"),
+        ("model", f"{cell.model}: {cell.model_reason}" if cell.model_reason else cell.model),
+        ("static checker", cell.static + (f": {cell.static_findings[0]}" if cell.static_findings else "")),
+        ("explained", cell.explanation),
+        ("changes", "\n".join(cell.changes[:8])),
+        ("failure", cell.failure),
+    ]
+    fields = "".join(f"<dt>{_e(label)}</dt><dd>{_e(value)}</dd>" for label, value in rows if value)
+    outcome = _outcome(cell.real)
+    model = _outcome(cell.model)
+    badge = '<span class="badge" aria-hidden="true">!</span>' if not cell.agrees else ""
+    source, destination = _real_release(cell.source), _real_release(cell.destination)
+    attributes = _filterable(_real_device(cell), source, destination, cell.machine, cell.real, cell.fails)
+    return (
+        f'<div class="marks"><details class="{" ".join(names)}" {attributes}>'
+        f'<summary title="{_e(f"QEMU: {cell.real}: {cell.message}")}" aria-label="{_e(f"QEMU {cell.real}")}">'
+        f"{TEXT_MARKS[outcome] if outcome else '?'}{badge}</summary>"
+        f'<div class="popover"><h3>{_e(cell.key)}</h3><dl>{fields}</dl></div></details>'
+        f'<span class="swatch model {_e(cell.model)}" title="{_e(f"model: {cell.model}")}">'
+        f"{TEXT_MARKS[model] if model else '?'}</span></div>"
+    )
+
+
+def _outcome(value: str) -> Outcome | None:
+    try:
+        return Outcome(value)
+    except ValueError:
+        return None
+
+
+def _real(real: RealResults | None) -> Iterator[str]:
+    if real is None:
+        return
+    yield '<section class="panel real" id="real" data-filter-group><h2>Real QEMU beside the model</h2>'
+    yield f'<p class="order">{_e(real.headline())}</p>'
+    yield (
+        '<p class="order">Each migration: what QEMU did (click for its detail), and beside it, lighter, what the '
+        "model predicted; <b>!</b> where they differ.</p>"
+    )
+    pairs = list(dict.fromkeys((cell.source, cell.destination) for cell in real.cells))
+    configs: dict[str, dict[str, dict[tuple[str, str], RealCell]]] = {}
+    for cell in real.cells:
+        configs.setdefault(cell.config, {}).setdefault(cell.machine, {})[cell.source, cell.destination] = cell
+    for config, rows in configs.items():
+        yield f'<div data-filter-group><h3>{_e(config)}</h3><table class="grid" data-real-config="{_e(config)}">'
+        yield '<thead><tr><th class="corner">machine type ↓ / migration →</th>'
+        yield "".join(f'<th scope="col">{_e(source)} → {_e(destination)}</th>' for source, destination in pairs)
+        yield "</tr></thead><tbody>"
+        for machine, cells in rows.items():
+            yield f'<tr><th scope="row"><code>{_e(machine)}</code></th>'
+            for pair in pairs:
+                found = cells.get(pair)
+                yield f'<td class="cell">{_real_mark(found) if found else ""}</td>'
+            yield "</tr>"
+        yield "</tbody></table></div>"
+    yield "</section>"
+
+
+def _trend(results: MatrixResults) -> Iterator[str]:
+    points = history.series(results)
+    yield '<section class="panel figure" id="trend"><h2>The matrix over time</h2>'
+    if len(points) < 2:
+        yield (
+            '<p class="empty">One run so far: give earlier runs\' <code>matrix.json</code> with '
+            "<code>--history</code> to draw the trend.</p></section>"
+        )
+        return
+    labels = [point["started"].replace("T", " ").removesuffix("Z")[5:16] for point in points]
+    series = [
+        (outcome.value, COLORS[outcome.value], [point["outcomes"].get(outcome.value, 0) for point in points])
+        for outcome in OUTCOMES
+    ]
+    series.append(("failing", "#ff1744", [point["failing"] for point in points]))
+    yield svgplot.trend(labels, series, f"cells by outcome, {len(points)} runs")
+    yield "</section>"
+
+
+def _scaling(svg: str | None) -> Iterator[str]:
+    if svg is None:
+        return
+    # As an image, so the file's content cannot run script in the page.
+    data = base64.b64encode(svg.encode()).decode()
+    yield '<section class="panel figure" id="scaling"><h2>Benchmark scaling</h2>'
+    yield '<p class="order">From <code>migcompat bench --scaling</code>, written to this directory.</p>'
+    yield f'<img alt="time per unit of state size and per example" src="data:image/svg+xml;base64,{data}">'
+    yield "</section>"
+
+
+def report(results: MatrixResults, outfile: TextIO, context: Context | None = None) -> None:
+    context = context or Context()
+    sections = [_head(results), _headline(results), _filters(results, context.real), _legend()]
+    sections.extend(iter([f'<p class="notes">note: {_e(note)}</p>']) for note in context.notes)
     sections.append(iter(['<div class="devices">']))
     sections.extend(_grid(grid) for grid in grids(results))
     sections.append(iter(["</div>"]))
+    sections.append(_real(context.real))
     sections.extend([_failures(results), _mutants(results), _static(results), _releases(results)])
+    sections.extend([_trend(results), _scaling(context.scaling_svg)])
     sections.append(iter([f"<script>{_JS}</script></body></html>"]))
     for section in sections:
         for line in section:

@@ -3,7 +3,8 @@
 Why: the scaling figures are lines, and a line is easier to judge drawn than as
 a column of numbers; an SVG needs no plotting library, no network and opens in
 any browser next to the HTML report. One chart per unit (queues, sockets,
-examples): measured points as dots, the fitted least-squares line dashed.
+examples): measured points as dots, the fitted least-squares line dashed. The
+matrix's trend over runs (:func:`trend`) is a plain line chart of counts.
 """
 
 from __future__ import annotations
@@ -93,4 +94,45 @@ def render(series: Sequence[Line]) -> str:
     )
 
 
-__all__ = ["Line", "render"]
+def trend(labels: Sequence[str], series: Sequence[tuple[str, str, Sequence[int]]], title: str) -> str:
+    """A line chart of counts over runs: ``labels`` on the x axis (one per run, oldest first),
+    one (name, color, counts) line per series, each point titled with its count."""
+    width, plot_h = max(WIDTH, 80 * len(labels) + LEFT + RIGHT + 120), HEIGHT - TOP - BOTTOM
+    plot_w = width - LEFT - RIGHT - 120
+    top = max((count for _, _, counts in series for count in counts), default=0) or 1
+
+    def px(index: int) -> float:
+        return LEFT + (plot_w * index / (len(labels) - 1) if len(labels) > 1 else plot_w / 2)
+
+    def py(count: float) -> float:
+        return TOP + plot_h * (1 - count / (top * 1.1))
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{HEIGHT}" viewBox="0 0 {width} {HEIGHT}" '
+        f'font-family="sans-serif" font-size="10" role="img" aria-label="{escape(title)}">',
+        f'<rect width="{width}" height="{HEIGHT}" fill="white"/>',
+        f'<text x="{LEFT + plot_w / 2}" y="18" text-anchor="middle" font-weight="bold">{escape(title)}</text>',
+        f'<line x1="{LEFT}" y1="{py(0)}" x2="{LEFT + plot_w}" y2="{py(0)}" stroke="#333"/>',
+        f'<line x1="{LEFT}" y1="{py(0)}" x2="{LEFT}" y2="{TOP}" stroke="#333"/>',
+        f'<text x="{LEFT - 4}" y="{py(0) + 4}" text-anchor="end">0</text>',
+        f'<text x="{LEFT - 4}" y="{py(top) + 4}" text-anchor="end">{top}</text>',
+    ]
+    for index, label in enumerate(labels):
+        parts.append(f'<text x="{px(index)}" y="{py(0) + 16}" text-anchor="middle">{escape(label)}</text>')
+    for row, (name, color, counts) in enumerate(series):
+        points = " ".join(f"{px(index)},{py(count)}" for index, count in enumerate(counts))
+        parts.append(f'<polyline points="{points}" fill="none" stroke="{color}" stroke-width="2"/>')
+        for index, count in enumerate(counts):
+            parts.append(
+                f'<circle cx="{px(index)}" cy="{py(count)}" r="3" fill="{color}">'
+                f"<title>{escape(f'{labels[index]}: {count} {name}')}</title></circle>"
+            )
+        last = counts[-1] if counts else 0
+        parts.append(
+            f'<text x="{LEFT + plot_w + 10}" y="{TOP + 12 + 14 * row}" fill="{color}">{last} {escape(name)}</text>'
+        )
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+__all__ = ["Line", "render", "trend"]
