@@ -23,6 +23,7 @@ import click
 
 from migcompat.devices.streams import check_stream, convert_stream, inspect_stream, read_destination
 from migcompat.errors import MigcompatError, UsageError
+from migcompat.progress import Progress
 from migcompat.qemu import render
 
 if TYPE_CHECKING:
@@ -356,8 +357,10 @@ def matrix(
         except MigcompatError as error:
             _fail(str(error))
             return
-        with click.progressbar(length=len(specs), label="matrix", file=sys.stderr) as bar:
-            results = matrix_module.run_matrix(config, progress=lambda _cell: bar.update(1))
+        with Progress("matrix", total=len(specs)) as progress:
+            results = matrix_module.run_matrix(
+                config, progress=lambda cell: progress.step(note=cell.key), phase=progress.note
+            )
         dumps = {dumps_label(path): Path(path) for path in qemu_dumps}
         _finish_matrix(results, out_dir, fmt, dumps, earlier)
 
@@ -500,26 +503,18 @@ def _real_matrix(
             if name not in {release.name for release in installed}:
                 releases.find(name)  # unknown names are named as such
                 raise UsageError(f"QEMU release {name} is not installed ({releases.find(name).install_hint()})")
-        done = [0]
-
-        def progress(line: str) -> None:
-            done[0] += 1
-            if sys.stderr.isatty():
-                click.echo(f"\rreal matrix: {done[0]} steps, last: {line[:70]:<70}", err=True, nl=False)
-
-        results = real.run_real(
-            installed,
-            configs=configs or real.DEFAULT_CONFIGS,
-            machines=machines,
-            sources=sources,
-            destinations=destinations,
-            jobs=jobs or 2,
-            timeout=timeout,
-            progress=progress,
-            shard=shard_module.parse(shard) if shard else (0, 1),
-        )
-        if done[0] and sys.stderr.isatty():
-            click.echo("", err=True)
+        with Progress("real matrix") as progress:
+            results = real.run_real(
+                installed,
+                configs=configs or real.DEFAULT_CONFIGS,
+                machines=machines,
+                sources=sources,
+                destinations=destinations,
+                jobs=jobs or 2,
+                timeout=timeout,
+                progress=lambda line: progress.step(note=line),
+                shard=shard_module.parse(shard) if shard else (0, 1),
+            )
     except MigcompatError as error:
         _fail(str(error))
         return
@@ -862,7 +857,9 @@ def golden_gate(golden_dir: str, fmt: str) -> None:
     from migcompat.compat import golden
 
     try:
-        result = golden.gate(golden.read_corpus(Path(golden_dir)))
+        files = golden.read_corpus(Path(golden_dir))
+        with Progress("golden gate", total=sum(name.endswith(".json") for name in files)) as progress:
+            result = golden.gate(files, progress=lambda stem: progress.step(note=stem))
     except MigcompatError as error:
         _fail(str(error))
         return

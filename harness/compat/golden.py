@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -289,8 +289,9 @@ def _layout_problems(files: Mapping[str, bytes], expected: Mapping[str, object])
                 yield f"{stem}.{suffix}: missing (regenerate with: migcompat golden)"
 
 
-def gate(files: Mapping[str, bytes]) -> GateResult:
-    """Load every golden stream with the current code at every current release of its device."""
+def gate(files: Mapping[str, bytes], progress: Callable[[str], None] | None = None) -> GateResult:
+    """Load every golden stream with the current code at every current release of its device
+    (``progress`` is told each golden example as its loads begin)."""
     expected = _expected_files()
     problems = list(_layout_problems(files, expected))
     cells: dict[tuple[str, str, str, str, str], GoldenCell] = {}
@@ -299,6 +300,8 @@ def gate(files: Mapping[str, bytes]) -> GateResult:
         if document is None:
             continue
         version, stored = _document(f"{stem}.json", document)
+        if progress is not None:
+            progress(stem)
         for fmt in WIRE_FORMATS:
             stream = files.get(f"{stem}.{fmt}")
             if stream is None:

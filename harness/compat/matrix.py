@@ -115,12 +115,20 @@ def run_cells(config: MatrixConfig, progress: Callable[[Cell], None] | None = No
     return cells
 
 
-def run_matrix(config: MatrixConfig, progress: Callable[[Cell], None] | None = None) -> MatrixResults:
+def run_matrix(
+    config: MatrixConfig,
+    progress: Callable[[Cell], None] | None = None,
+    phase: Callable[[str], None] = lambda name: None,
+) -> MatrixResults:
+    """Run the cells (``progress`` is told each), then what is computed over the
+    whole run (``phase`` is told each part as it begins)."""
     started = time.time()
     results = MatrixResults()
     results.cells = run_cells(config, progress)
     if config.mutants:
+        phase("the mutation matrix")
         results.mutants = mutants.run_all(config)
+    phase("negotiation and the static checker")
     # Release rows negotiate over every cell: a shard leaves them to the merge.
     if config.shard[1] == 1:
         results.releases = negotiate.release_rows(config, results.cells)

@@ -33,6 +33,7 @@ from typing import Any
 
 from migcompat.fuzzing import dictionaries, native_build, seeds
 from migcompat.fuzzing.targets import Target, judge
+from migcompat.progress import Progress
 
 #: Seconds one input may take before it is a finding (libFuzzer's -timeout).
 #: The slowest legitimate input (a whole virtio section with 1024-entry queue
@@ -251,8 +252,13 @@ def run(
         command = [*entry_command(target.name), *flags, *job_seed, *(str(path) for path in inputs)]
         with log.open("wb") as output:
             processes.append(subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=environment))
-    for process in processes:
-        process.wait()
+    try:
+        _wait(processes, logs, target.name, seconds)
+    finally:
+        for process in processes:  # an interrupt ends the jobs too
+            if process.poll() is None:
+                process.kill()
+                process.wait()
     elapsed = time.monotonic() - started
     summary = Summary(
         target=target.name,
@@ -264,6 +270,26 @@ def run(
     for artifact in sorted(_files(run_dir / "artifacts")):
         summary.findings.append(keep_finding(target, artifact, corpora / "regressions" / target.name))
     return summary
+
+
+_EXEC_RATE = re.compile(rb"exec/s: (\d+)")
+
+
+def _wait(processes: list[subprocess.Popen[bytes]], logs: list[Path], name: str, seconds: int | None) -> None:
+    """Wait for every job; on a terminal, say how far the run is and how fast the first job goes."""
+    with Progress(f"fuzz {name}", total=seconds) as progress:
+        while any(process.poll() is None for process in processes):
+            time.sleep(0.2)
+            if not progress.shown:
+                continue
+            try:
+                with logs[0].open("rb") as log:
+                    log.seek(max(0, log.seek(0, os.SEEK_END) - 4096))
+                    rates = _EXEC_RATE.findall(log.read())
+            except OSError:
+                rates = []
+            progress.done = int(time.monotonic() - progress.started) if seconds else progress.done
+            progress.note(f"{int(rates[-1])} exec/s in job 1 of {len(processes)}" if rates else "")
 
 
 def keep_finding(target: Target, artifact: Path, regressions: Path) -> Finding:

@@ -54,6 +54,7 @@ from migcompat.perf import scaling as scaling_module
 from migcompat.perf import streams as streams_module
 from migcompat.perf.timing import FULL_BUDGET_S, FULL_ROUNDS, QUICK_BUDGET_S, QUICK_ROUNDS, measure
 from migcompat.perf.workloads import CONFIG_SIZE, TARGET_WORKLOADS, VIRTIO, WORKLOADS, Workload, make_virtio_state
+from migcompat.progress import Progress
 from migcompat.report import svgplot
 from migcompat.wire.dict import DictInputVisitor, DictOutputVisitor
 
@@ -343,24 +344,41 @@ def run(quick: bool = False, workloads: list[str] | None = None, codecs: list[st
     budget_s, rounds = (QUICK_BUDGET_S, QUICK_ROUNDS) if quick else (FULL_BUDGET_S, FULL_ROUNDS)
     measurements: list[Measurement] = []
     skipped: dict[str, str] = {}
-    for workload_name in names:
-        workload = WORKLOADS[workload_name]
-        built, unavailable = build_codecs(workload, codecs)
-        skipped.update(unavailable)
-        state = workload.state()
-        encoded = check_codecs(built, state)
-        for name, codec in built.items():
-            size = len(encoded[name]) if codec.is_bytes else None
-            calls: dict[str, Callable[[], object]] = {
-                "encode": partial(codec.encode, state),
-                "decode": partial(codec.decode, encoded[name]),
-            }
-            for op in OPS:
-                timing = measure(calls[op], budget_s=budget_s, rounds=rounds)
-                measurements.append(
-                    Measurement(workload_name, name, op, 1.0 / timing.seconds, size, timing.iterations, timing.rounds)
-                )
+    with Progress("bench", total=len(names)) as progress:
+        for workload_name in names:
+            progress.note(workload_name)
+            _run_workload(workload_name, codecs, budget_s, rounds, measurements, skipped, progress)
+            progress.step()
     return BenchResults(tuple(measurements), tuple(_ratios(measurements)), skipped, quick, budget_s, rounds)
+
+
+def _run_workload(
+    workload_name: str,
+    codecs: list[str] | None,
+    budget_s: float,
+    rounds: int,
+    measurements: list[Measurement],
+    skipped: dict[str, str],
+    progress: Progress,
+) -> None:
+    """Check, then time, the codecs on one workload, adding to ``measurements`` and ``skipped``."""
+    workload = WORKLOADS[workload_name]
+    built, unavailable = build_codecs(workload, codecs)
+    skipped.update(unavailable)
+    state = workload.state()
+    encoded = check_codecs(built, state)
+    for name, codec in built.items():
+        size = len(encoded[name]) if codec.is_bytes else None
+        calls: dict[str, Callable[[], object]] = {
+            "encode": partial(codec.encode, state),
+            "decode": partial(codec.decode, encoded[name]),
+        }
+        for op in OPS:
+            progress.note(f"{workload_name}: {name} {op}")
+            timing = measure(calls[op], budget_s=budget_s, rounds=rounds)
+            measurements.append(
+                Measurement(workload_name, name, op, 1.0 / timing.seconds, size, timing.iterations, timing.rounds)
+            )
 
 
 # -- reports ----------------------------------------------------------------
