@@ -49,7 +49,7 @@ def _fingerprint(finding: Finding) -> str:
 
 
 def document(results: Results) -> dict[str, Any]:
-    rule_ids = list(results.rules)
+    rule_index = {rule_id: index for index, rule_id in enumerate(results.rules)}
     rules = [
         {
             "id": rule.id,
@@ -81,7 +81,7 @@ def document(results: Results) -> dict[str, Any]:
                 "results": [
                     {
                         "ruleId": finding.rule,
-                        "ruleIndex": rule_ids.index(finding.rule),
+                        "ruleIndex": rule_index[finding.rule],
                         "level": finding.level.value,
                         "message": {"text": finding.message},
                         "locations": [_location(finding)],
