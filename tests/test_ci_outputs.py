@@ -229,3 +229,26 @@ def test_matrix_annotates_a_stale_waiver_and_writes_valid_sarif(tmp_path: Path) 
     cases = list(root.iter("testcase"))
     assert len(cases) == len(json.loads((tmp_path / "out" / "matrix.json").read_text())["cells"])
     assert root.get("failures") == "1"
+
+
+def test_a_failing_dump_cell_points_at_its_member_in_the_destination_dump() -> None:
+    from migcompat.ci import collect
+    from migcompat.compat.results import Cell, Detail, MatrixResults
+    from migcompat.outcomes import Outcome
+
+    cell = Cell(
+        "qemu:e1000e", "qemu-7.2", "qemu-10.0", "qemufile", Outcome.CORRUPT, Outcome.OK,
+        detail=Detail(message="differs", path="e1000e/core.timadj"),
+    )  # fmt: skip
+    results = MatrixResults(meta={"seconds": 1.0}, cells=[cell])
+    descriptions = collect.Descriptions({"qemu-10.0": Path(DUMPS[1])})
+    (check,) = collect.of_matrix(results, descriptions, "1 failing").checks
+    (finding,) = check.findings
+    assert finding.rule == "CELL_CORRUPT" and finding.location.file == "corpora/qemu-10.0/vmstate-pc.json"
+    assert finding.location.line is not None
+    lines = Path(DUMPS[1]).read_text().splitlines()
+    assert '"core.timadj"' in "\n".join(lines[finding.location.line - 1 : finding.location.line + 3])
+    # A path that names no member lands on the section; a release without a file has no place.
+    other = Cell("qemu:e1000e", "qemu-7.2", "qemu-9.9", "ber", Outcome.CORRUPT, Outcome.OK)
+    (check,) = collect.of_matrix(MatrixResults(cells=[other]), descriptions, "").checks
+    assert check.findings[0].location.file is None
