@@ -1,4 +1,9 @@
-"""CI-native outputs of diff, gate and matrix: GitHub annotations, SARIF 2.1.0 and JUnit XML."""
+"""CI-native outputs of diff, gate and matrix: GitHub annotations, SARIF 2.1.0 and JUnit XML.
+
+``tests/data/sarif-schema-2.1.0.json`` is the published SARIF 2.1.0 JSON schema (its final
+2.1.0-rtm.5 text, as schemastore.org serves it to code scanning); every SARIF document the
+commands write is validated against it.
+"""
 
 from __future__ import annotations
 
